@@ -1,0 +1,1 @@
+"""psqs.deploy: the ``psqs`` command line, stage orchestration and the board emulator."""
