@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e ".[train,hls,dev]"
+	$(PY) -m pip install --quiet -e ".[server,rtl,dev]"
 	$(PY) -m pip install --quiet -e ".[board]"
 	touch $@
 

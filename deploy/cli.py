@@ -6,22 +6,26 @@ option and exit with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from psqs.host.artifact import ArtifactError
-from psqs.host.fixed_point import FormatError
+from psqs.host.fixed_point import FixedFormat, FormatError
 
-log = logging.getLogger("psqs")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from psqs.board_configs import BoardConfigError
+    from psqs.hls.convert import ConversionError
+    from psqs.host.contract import ContractError
     from psqs.qap.config import ConfigError
     from psqs.qap.data import DataError
 
-    return (ArtifactError, ConfigError, DataError, FormatError)
+    return (ArtifactError, BoardConfigError, ConfigError, ContractError, ConversionError, DataError, FormatError)
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -93,6 +97,57 @@ def summarize_model(metrics: dict, path: Path) -> str:
     return "\n".join(lines)
 
 
+def add_convert_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("Vitis", "Vivado"), default="Vitis")
+    p.add_argument("--io", choices=("parallel", "stream"), default="parallel")
+    p.add_argument("--strategy", choices=("latency", "resource"), default="latency")
+    p.add_argument("--reuse", type=int, default=1, help="hls4ml reuse factor (default 1)")
+    p.add_argument("--clock-period", type=float, default=None,
+                   help="HLS clock period in ns (default: the board's fabric clock, 10 ns at 100 MHz)")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--board", default=None, help="target board (default pynq-z2): sets part, bus width, clock")
+    target.add_argument("--part", default=None, help="FPGA part, instead of a board")
+    p.add_argument("--bus-width", type=int, default=None,
+                   help="AXI-stream data width in bits (default: the board's HP port width, else 64)")
+    p.add_argument("--allow-inexact", action="store_true",
+                   help="convert even if the C simulation cannot be bit-exact (the mismatch is measured)")
+    p.add_argument("--synth", action="store_true", help="run vendor HLS synthesis when the tool is on PATH")
+
+
+def convert_options(args):
+    from psqs.hls.stage import ConvertOptions, options_for_board
+
+    common = dict(backend=args.backend, io=args.io, strategy=args.strategy, reuse=args.reuse,
+                  allow_inexact=args.allow_inexact, synth=args.synth)
+    if args.part:
+        return ConvertOptions(part=args.part, bus_bits=args.bus_width or 64,
+                              clock_period=args.clock_period or 10.0, **common)
+    return options_for_board(args.board or "pynq-z2", bus_bits=args.bus_width,
+                             clock_period=args.clock_period, **common)
+
+
+def cmd_convert(args) -> int:
+    from psqs.hls import stage
+
+    out = stage.run(Path(args.model_dir), Path(args.out), convert_options(args), force=args.force)
+    print(summarize_hls(json.loads((out / "manifest.json").read_text()), out))
+    return 0
+
+
+def summarize_hls(manifest: dict, path: Path) -> str:
+    io, hls, csim = manifest["io"], manifest["hls"], manifest["csim"]
+    lines = [f"hls        {path}  ({hls['backend']}, {hls['io_type']}, {hls['strategy']}, reuse {hls['reuse_factor']}, "
+             f"{hls['part']}, {hls['clock_period_ns']} ns)"]
+    for name in ("input", "output"):
+        s = io[name]
+        lines.append(f"{name:<10} {s['values']} x {FixedFormat.from_dict(s['format']).hls_type()} in {s['field_bits']}-bit "
+                     f"fields, {s['values_per_beat']}/beat on {s['bus_bits']} bits, {s['beats_per_sample']} beat(s)/sample")
+    lines += [f"ladder     {line}" for line in manifest["verification"]["rungs"]]
+    lines.append(f"timing     hls4ml convert+compile {csim['convert_seconds']:.1f} s, "
+                 f"AXI-stream csim build {csim['build_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
 def cmd_demo(args) -> int:
     from psqs.deploy import demo
 
@@ -111,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(p)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("convert", help="hls4ml conversion of a model directory, verified bit-exact")
+    p.add_argument("model_dir")
+    p.add_argument("--out", required=True, help="HLS directory to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_convert_options(p)
+    p.set_defaults(func=cmd_convert)
+
     p = sub.add_parser("demo", help="the whole pipeline on the default data, end to end")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--force", action="store_true")
@@ -120,9 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # psqs logs at INFO; the libraries underneath (QKeras logs on the root logger) only warn.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("psqs").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")  # h5 "legacy format" notes
     try:
         return args.func(args)
     except _user_errors() as exc:

@@ -86,8 +86,8 @@ class FixedFormat:
         except (TypeError, FormatError) as exc:
             raise FormatError(f"{where}: {exc}") from None
 
-    def _rounded(self, x: np.ndarray) -> np.ndarray:
-        """Values in units of the LSB, rounded to integers (still float64)."""
+    def round_codes(self, x: np.ndarray) -> np.ndarray:
+        """Values in units of the LSB, rounded to integers but not yet saturated (float64)."""
         scaled = np.asarray(x, dtype=np.float64) * (2.0 ** self.frac)
         if self.rounding == "RND_CONV":
             return np.rint(scaled)
@@ -97,7 +97,7 @@ class FixedFormat:
 
     def to_codes(self, x: np.ndarray) -> np.ndarray:
         """Quantize real values to integer codes (value = code * lsb) as the hardware would."""
-        codes = self._rounded(x)
+        codes = self.round_codes(x)
         if self.overflow == "SAT":
             return np.clip(codes, self.min_code, self.max_code).astype(np.int64)
         span = 1 << self.width
@@ -113,5 +113,5 @@ class FixedFormat:
 
     def saturates(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask of the values that fall outside the representable range after rounding."""
-        codes = self._rounded(x)
+        codes = self.round_codes(x)
         return (codes < self.min_code) | (codes > self.max_code)

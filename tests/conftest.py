@@ -44,3 +44,12 @@ def synthetic_npz(tmp_path_factory) -> Path:
     np.savez(path, X=X, y=y, feature_names=np.array([f"j_{f}" for f in FEATURES]),
              class_names=np.array(classes))
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_vendor() -> Path:
+    """Real vendor-tool outputs of public hls4ml/PYNQ builds (../shared/data/vendor)."""
+    vendor = SHARED_JETS.parent / "vendor"
+    if not (vendor / "SOURCES.md").is_file():
+        pytest.skip(f"shared vendor reports not found under {vendor} (set PSQS_SHARED)")
+    return vendor

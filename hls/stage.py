@@ -1,0 +1,209 @@
+"""Stage 2: model directory -> HLS directory with a proven bit-exact C simulation.
+
+Layout of the output directory::
+
+    manifest.json      I/O contract, HLS settings, precisions, model identity, verification summary
+    hls4ml/            hls4ml's project, plus psqs' AXI-stream top in firmware/
+    axis_ip/           vendor-HLS script that exports the top as an IP-catalog core
+    csim/libpsqs_axis.so   C simulation of the top (ctypes entry points, packed bus words),
+                       with the weights it reads at run time in csim/weights/
+    verify.json, verify/*.npy   the verification ladder
+    report.json        vendor synthesis figures, or why there are none
+    test_vectors.npz   raw features, labels, reference logits and the C simulation's logits
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from psqs.host import codec
+from psqs.host.artifact import sha256_file, staged_directory, write_manifest
+from psqs.host.contract import IOContract, StreamLayout
+from psqs.qap.artifact import ModelDir
+
+from . import convert as convert_lib
+from . import ladder, reports, vendor, wrapper
+from .csim import LIBRARY_NAME, AxisLibrary, build_library
+
+log = logging.getLogger(__name__)
+
+KIND = "psqs.hls"
+FORMAT_VERSION = 1
+PROJECT = "jet_tagger"
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    backend: str = "Vitis"
+    io: str = "parallel"
+    strategy: str = "latency"
+    reuse: int = 1
+    clock_period: float = 10.0
+    part: str = "xc7z020clg400-1"
+    board: str | None = None
+    bus_bits: int = 64
+    allow_inexact: bool = False
+    synth: bool = False
+
+    def __post_init__(self):
+        def bad(name, allowed):
+            raise convert_lib.ConversionError(f"{name}={getattr(self, name)!r}: must be {allowed}")
+
+        if self.backend not in convert_lib.BACKENDS:
+            bad("backend", f"one of {convert_lib.BACKENDS}")
+        if self.io not in convert_lib.IO_TYPES:
+            bad("io", f"one of {tuple(convert_lib.IO_TYPES)}")
+        if self.strategy not in convert_lib.STRATEGIES:
+            bad("strategy", f"one of {tuple(convert_lib.STRATEGIES)}")
+        if self.reuse < 1:
+            bad("reuse", ">= 1")
+        if not 0.5 <= self.clock_period <= 100:
+            bad("clock_period", "in 0.5..100 ns")
+        if self.bus_bits % 8 or not 8 <= self.bus_bits <= 1024:
+            bad("bus_bits", "a multiple of 8 in 8..1024")
+
+
+def options_for_board(name: str, **overrides) -> ConvertOptions:
+    """Options targeting a board: its part, its HP port width as the bus, its fabric clock."""
+    from psqs.board_configs import load_board
+
+    board = load_board(name)
+    values = dict(part=board.part, bus_bits=board.hp_data_width, clock_period=1000.0 / board.fclk_mhz,
+                  board=board.name)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return ConvertOptions(**values)
+
+
+def _check_model(model, allow_inexact: bool) -> list[dict]:
+    findings = convert_lib.inspect_model(model)
+    hard = [f for f in findings if not f.exact_possible]
+    if hard:
+        raise convert_lib.ConversionError("; ".join(f"layer {f.layer}: {f.reason}" for f in hard))
+    if findings and not allow_inexact:
+        raise convert_lib.ConversionError(
+            "; ".join(f"layer {f.layer}: {f.reason}" for f in findings)
+            + " (the C simulation could not be bit-exact; pass --allow-inexact to convert anyway "
+              "and measure the mismatch)")
+    for f in findings:
+        log.warning("inexact: layer %s: %s", f.layer, f.reason)
+    return [asdict(f) for f in findings]
+
+
+def _ladder(md: ModelDir, hls_model, library: AxisLibrary, contract: IOContract, directory: Path) -> tuple[dict, np.ndarray]:
+    vectors = md.test_vectors()
+    X_std = md.scaler.transform(vectors["X"])
+    codes, saturated = codec.encode(contract.input, X_std)
+    x_q = codec.decode(contract.input, codes)
+    reference = vectors["logits"]
+    n = reference.shape[0]
+
+    t0 = time.perf_counter()
+    hls4ml_out = np.asarray(hls_model.predict(np.ascontiguousarray(x_q)), dtype=np.float64).reshape(n, -1)
+    hls4ml_seconds = time.perf_counter() - t0
+
+    library.reset()
+    t0 = time.perf_counter()
+    data, last = library.transfer(codec.pack(contract.input, codes))
+    axis_seconds = time.perf_counter() - t0
+    beats = last.size
+    samples_out = beats // contract.output.beats_per_sample
+    axis_out = codec.decode(contract.output, codec.unpack(contract.output, data))
+    tlast_ok = bool(beats > 0 and last[-1] == 1 and last[:-1].sum() == 0)
+
+    rungs = [
+        ladder.compare("1 qkeras exact reference", reference, reference),
+        ladder.compare("2 hls4ml C simulation", reference, hls4ml_out,
+                       {"samples_per_second": n / hls4ml_seconds}),
+        ladder.compare("3 AXI-stream top C simulation (packed DMA words)", reference, axis_out,
+                       {"samples_in": n, "samples_out": int(samples_out), "output_beats": int(beats),
+                        "tlast_only_on_last_beat": tlast_ok, "samples_per_second": n / axis_seconds}),
+    ]
+    rungs[2]["success"] = rungs[2]["success"] and tlast_ok and samples_out == n
+    summary = ladder.save(directory, rungs,
+                          {"rung1_qkeras": reference, "rung2_hls4ml": hls4ml_out, "rung3_axis": axis_out,
+                           "inputs_quantized": x_q},
+                          {"input_saturated_values": saturated, "input_format": contract.input.format.hls_type()})
+    return summary, axis_out
+
+
+def _synthesis_report(options: ConvertOptions, directory: Path) -> dict:
+    tool = vendor.find_hls_tool(options.backend)
+    if not options.synth:
+        return reports.no_vendor_report("synthesis not requested (psqs convert --synth, or psqs build)")
+    if tool is None:
+        return reports.no_vendor_report(f"{vendor.HLS_TOOLS[options.backend]} not found on PATH")
+    version = vendor.tool_version(tool)
+    vendor.run_tcl(tool, "build_axis_ip.tcl", directory)
+    return {"synthesized": True, "tool": Path(tool).name, "version": version, **reports.parse_csynth(directory)}
+
+
+def run(model_path: Path, out: Path, options: ConvertOptions, force: bool = False) -> Path:
+    """Convert, compile, verify and package; nothing is written unless verification passes."""
+    import hls4ml
+
+    md = ModelDir(model_path)
+    model = md.keras_model()
+    inexact = _check_model(model, options.allow_inexact)
+    with staged_directory(Path(out), force=force) as tmp:
+        t0 = time.perf_counter()
+        hls_model = convert_lib.convert(model, md.input_format, tmp / "hls4ml", PROJECT, options.backend,
+                                        options.io, options.strategy, options.reuse, options.part,
+                                        options.clock_period)
+        convert_seconds = time.perf_counter() - t0
+        for leftover in (tmp / "hls4ml" / "firmware").glob(f"{PROJECT}-*.so"):
+            leftover.unlink()   # hls4ml's own bridge library: machine-specific, not part of the artifact
+
+        accumulators = convert_lib.accumulator_check(hls_model, model)
+        overflowing = [a for a in accumulators if not (a["fits"] and a["result_keeps_all_fraction_bits"])]
+        if overflowing and not options.allow_inexact:
+            raise convert_lib.ConversionError(f"accumulators too narrow: {overflowing}")
+        output_format = convert_lib.to_fixed_format(hls_model.get_output_variables()[0].type.precision)
+        contract = IOContract(
+            StreamLayout.packed(model.input_shape[-1], md.input_format, options.bus_bits),
+            StreamLayout.packed(model.output_shape[-1], output_format, options.bus_bits),
+            top=f"{PROJECT}_axis")
+        io_type = convert_lib.IO_TYPES[options.io]
+        sources = wrapper.write_firmware(tmp / "hls4ml" / "firmware", contract, PROJECT, io_type, options.backend)
+        wrapper.write_vendor_project(tmp / "axis_ip", contract, PROJECT, options.backend, options.part,
+                                     options.clock_period)
+        build_seconds = build_library(tmp / "hls4ml" / "firmware", sources, tmp / "csim" / LIBRARY_NAME)
+
+        summary, csim_logits = _ladder(md, hls_model, AxisLibrary(tmp / "csim" / LIBRARY_NAME), contract, tmp)
+        if not summary["success"]:
+            failed = "; ".join(ladder.report_line(r) for r in summary["rungs"] if not r["success"])
+            if not options.allow_inexact:
+                raise convert_lib.ConversionError(f"{md.path}: C simulation is not bit-exact: {failed}")
+            log.warning("--allow-inexact: packaging a model whose C simulation differs: %s", failed)
+
+        (tmp / "report.json").write_text(json.dumps(_synthesis_report(options, tmp / "axis_ip"), indent=2) + "\n")
+        vectors = md.test_vectors()
+        np.savez(tmp / "test_vectors.npz", X=vectors["X"], y=vectors["y"], logits=vectors["logits"],
+                 csim_logits=csim_logits, index=vectors["index"])
+        write_manifest(tmp, KIND, FORMAT_VERSION, {
+            "io": contract.to_dict(),
+            "hls": {"project": PROJECT, "top": contract.top, "vlnv": wrapper.vlnv(contract.top),
+                    "backend": options.backend, "io_type": io_type, "strategy": options.strategy,
+                    "reuse_factor": options.reuse, "clock_period_ns": options.clock_period,
+                    "part": options.part, "board": options.board, "hls4ml_version": hls4ml.__version__},
+            "precisions": {layer.name: {k: str(v.precision) for k, v in layer.types.items()}
+                           for layer in hls_model.get_layers()},
+            "accumulators": accumulators,
+            "inexact_layers": inexact,
+            "csim": {"library": f"csim/{LIBRARY_NAME}", "sources": [f"hls4ml/firmware/{s}" for s in sources],
+                     "build_seconds": build_seconds, "convert_seconds": convert_seconds},
+            "verification": {"success": summary["success"],
+                             "rungs": [ladder.report_line(r) for r in summary["rungs"]]},
+            "model": {"path": str(md.path.resolve()), "model_sha256": sha256_file(md.path / "model.h5"),
+                      "manifest_sha256": sha256_file(md.path / "manifest.json"),
+                      "config": md.manifest["config"], "features": md.manifest["features"],
+                      "classes": md.manifest["classes"], "scaler": md.manifest["scaler"],
+                      "metrics": md.metrics},
+            "versions": {"hls4ml": hls4ml.__version__, "psqs": metadata.version("psqs")},
+        })
+    return Path(out)
