@@ -13,7 +13,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from psqs.host.artifact import ArtifactError
 from psqs.host.fixed_point import FixedFormat, FormatError
 
 
@@ -21,11 +20,11 @@ from psqs.host.fixed_point import FixedFormat, FormatError
 def _user_errors() -> tuple[type[BaseException], ...]:
     from psqs.board_configs import BoardConfigError
     from psqs.hls.convert import ConversionError
-    from psqs.host.contract import ContractError
+    from psqs.host.cli import USER_ERRORS as HOST_ERRORS
     from psqs.qap.config import ConfigError
     from psqs.qap.data import DataError
 
-    return (ArtifactError, BoardConfigError, ConfigError, ContractError, ConversionError, DataError, FormatError)
+    return (*HOST_ERRORS, BoardConfigError, ConfigError, ConversionError, DataError, FormatError)
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -172,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     add_convert_options(p)
     p.set_defaults(func=cmd_convert)
+
+    from psqs.host.cli import add_bench_options, cmd_bench
+    from psqs.overlays.cli import add_parser as add_build_parser
+
+    add_build_parser(sub)
+
+    p = sub.add_parser("bench", help="latency, throughput and accuracy of an overlay package on a board "
+                                     "(PYNQ_REMOTE_DEVICES for a remote or emulated one)")
+    add_bench_options(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the whole pipeline on the default data, end to end")
     p.add_argument("--out", default="runs/demo")

@@ -18,6 +18,8 @@ def run(out: Path, force: bool = False, quiet: bool = False) -> int:
 
     from psqs.deploy.cli import summarize_hls, summarize_model
     from psqs.hls import stage as hls_stage
+    from psqs.overlays.build import build as build_overlay
+    from psqs.overlays.cli import summarize as summarize_overlay
     from psqs.qap import stage as qap_stage
     from psqs.qap.config import TrainConfig
     from psqs.qap.progress import epoch_bar_factory
@@ -31,4 +33,8 @@ def run(out: Path, force: bool = False, quiet: bool = False) -> int:
     hls_dir = hls_stage.run(model_dir.path, out / "hls", hls_stage.options_for_board(BOARD), force=force)
     print(f"\n== stage 2: hls4ml conversion for {BOARD} ==")
     print(summarize_hls(json.loads((hls_dir / "manifest.json").read_text()), hls_dir))
+
+    package = build_overlay(hls_dir, BOARD, out / "overlay", emulation=True, force=force)
+    print(f"\n== stage 3: emulation overlay for {BOARD} ==")
+    print(summarize_overlay(json.loads((package / "manifest.json").read_text()), package))
     return 0

@@ -11,6 +11,7 @@ the fabric, chunk k+1 is encoded and chunk k-1 decoded.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -101,7 +102,9 @@ class Accelerator:
         self.overlay = pynq.Overlay(str(self.package.bitstream), download=download)
         self.dma = SimpleDMA(self._ip(self.package.dma.name, DMA_VLNV))
         self.dma.reset(timeout)
-        self.probe = getattr(self.overlay, self._ip(self.package.probe.name, self.package.probe.vlnv)["fullpath"])
+        probe_path = self._ip(self.package.probe.name, self.package.probe.vlnv)["fullpath"]
+        self.probe = functools.reduce(getattr, probe_path.split("/"), self.overlay)   # bound by VLNV
+        self.probe.check_id()
         contract = self.package.contract
         self.input, self.output = contract.input, contract.output
         mean, scale = self.package.scaler

@@ -51,6 +51,9 @@ def staged_directory(out: Path, force: bool = False) -> Iterator[Path]:
         raise ArtifactError(f"{out}: already exists (pass --force to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)   # mkdtemp makes it private (0700); an artifact is an ordinary directory
     try:
         yield tmp
         if out.exists():

@@ -57,9 +57,11 @@ def fabric_figures(snapshot, samples: int, beats_out: int, fclk_mhz: float) -> d
     """
     latency = snapshot.last_latency
     transfer = snapshot.last_transfer_time
+    if latency is None or transfer is None:
+        return {"measured": False, "reason": "the probe saw no complete transfer since CLEAR"}
     ii = (transfer - (beats_out - 1) - latency) / (samples - 1) if samples > 1 else None
     ns = 1e3 / fclk_mhz
-    return {"latency_cycles": int(latency), "latency_ns": latency * ns,
+    return {"measured": True, "trusted": snapshot.valid, "latency_cycles": int(latency), "latency_ns": latency * ns,
             "transfer_cycles": int(transfer), "transfer_ns": transfer * ns,
             "cycles_per_sample": transfer / samples, "effective_ii_cycles": ii,
             "min_latency_cycles": int(snapshot.min_latency), "max_latency_cycles": int(snapshot.max_latency),
@@ -158,10 +160,11 @@ def summary(report: dict) -> str:
              f"{'fabric lat':>11} {'fabric II':>10}"]
     for b in report["batches"]:
         lat, fab = b["latency_ms"], b["fabric_last_transfer"]
-        ii = f"{fab['effective_ii_cycles']:.2f} cyc" if fab["effective_ii_cycles"] is not None else "-"
+        measured = fab["measured"]
+        ii = f"{fab['effective_ii_cycles']:.2f} cyc" if measured and fab["effective_ii_cycles"] is not None else "-"
+        fabric_latency = f"{fab['latency_ns']:>8.0f} ns" if measured else f"{'-':>11}"
         lines.append(f"{b['batch_size']:>7} {lat['p50']:>9.3f} {lat['p95']:>9.3f} {lat['p99']:>9.3f} "
-                     f"{lat['max']:>9.3f} {b['throughput_per_s']:>11.0f} "
-                     f"{fab['latency_ns']:>8.0f} ns {ii:>10}")
+                     f"{lat['max']:>9.3f} {b['throughput_per_s']:>11.0f} {fabric_latency} {ii:>10}")
     return "\n".join(lines)
 
 
@@ -192,8 +195,8 @@ def write_plots(report: dict, directory: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(sizes, [b["throughput_per_s"] for b in batches], "o-", label="host (p50 call)")
-    fabric = [b["batch_size"] / (b["fabric_last_transfer"]["transfer_ns"] * 1e-9) if b["chunks"] == 1 else None
-              for b in batches]
+    fabric = [b["batch_size"] / (b["fabric_last_transfer"]["transfer_ns"] * 1e-9)
+              if b["chunks"] == 1 and b["fabric_last_transfer"]["measured"] else None for b in batches]
     ax.plot([s for s, f in zip(sizes, fabric) if f], [f for f in fabric if f], "s--", label="fabric (probe)")
     ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="inferences / s",
            title=f"{report['package']['name']}: throughput")

@@ -74,3 +74,12 @@ def test_force_replaces(tmp_path):
         write_manifest(tmp, "psqs.test", 1, {"generation": 2})
     assert read_manifest(tmp_path / "a", "psqs.test", 1)["generation"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_artifacts_are_ordinary_directories(tmp_path):
+    import os
+
+    _make(tmp_path / "a")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o777 & ~umask
