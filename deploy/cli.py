@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     from psqs.host.cli import add_bench_options, cmd_bench
     from psqs.overlays.cli import add_parser as add_build_parser
 
+    from psqs.deploy.emulator.cli import add_parser as add_emulate_parser
+
     add_build_parser(sub)
+    add_emulate_parser(sub)
 
     p = sub.add_parser("bench", help="latency, throughput and accuracy of an overlay package on a board "
                                      "(PYNQ_REMOTE_DEVICES for a remote or emulated one)")

@@ -98,16 +98,13 @@ class Channel:
         self._mmio.write(self._base + DMACR, CR_RUN)
         self._poll(lambda s: not s & SR_HALTED, timeout, "start")
 
-    def reset(self, timeout: float = 1.0) -> None:
-        """Soft-reset the channel (clears errors and aborts a transfer), then start it again."""
-        self._mmio.write(self._base + DMACR, CR_RESET)
+    def wait_reset_done(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self._mmio.read(self._base + DMACR) & CR_RESET:
             if time.monotonic() > deadline:
                 raise DMATimeout(f"DMA {self.name} channel: reset not done after {timeout:.3g} s")
             time.sleep(POLL_START_S)
         self._buffer = None
-        self.start(timeout)
 
     def transfer(self, buffer, nbytes: int) -> None:
         """Start moving the first ``nbytes`` of ``buffer`` (a ``pynq.allocate`` buffer)."""
@@ -167,5 +164,12 @@ class SimpleDMA:
         self.s2mm.start(timeout)
 
     def reset(self, timeout: float = 1.0) -> None:
-        self.mm2s.reset(timeout)
-        self.s2mm.reset(timeout)
+        """Soft reset (clears errors, aborts transfers), then start both channels.
+
+        PG021: the reset bit of either channel resets the whole DMA (and, through its reset
+        outputs, the stream IPs behind it), so it is written once, then both channels start.
+        """
+        self.mmio.write(MM2S + DMACR, CR_RESET)
+        self.mm2s.wait_reset_done(timeout)
+        self.s2mm.wait_reset_done(timeout)
+        self.start(timeout)

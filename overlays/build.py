@@ -111,7 +111,11 @@ def step_load(config: BuildConfig) -> State:
     model = model_ip.load(config.source)
     design = describe(board, model)
     default = model.manifest["hls"]["project"] if model.kind == "hls" else model.cell.removesuffix("_0")
-    name = config.name or re.sub(r"[^A-Za-z0-9_]", "_", f"{default}_{board.name}")
+    # The source's hash is part of the default name because pynq uploads /lib/firmware/<name>.bin
+    # only when no file of that name is on the board yet: a rebuilt model under an old name would
+    # silently keep programming the old bitstream.
+    source_hash = model.identity["source_manifest_sha256"][:8]
+    name = config.name or re.sub(r"[^A-Za-z0-9_]", "_", f"{default}_{board.name}_{source_hash}")
     log.info("load: %s on %s (%s, %s at %g MHz); DMA %s at %#x, probe at %#x", model.vlnv, board.name,
              board.part, board.ps, board.fclk_mhz, design.dma.name, design.ips[design.dma.name]["base"],
              design.ips[design.role("probe").name]["base"])

@@ -334,15 +334,24 @@ def describe(board: Board, model: ModelIp) -> BlockDesign:
 
     clock_loads = [e(c, p.name) for c in cells for p in c.pins
                    if p.sigis == "clk" and p.direction == "I"]
-    peripheral_resets = [e(c, p.name) for c in (dma, probe, model_cell, periph, mem) for p in c.pins
-                         if p.sigis == "rst" and p.direction == "I" and p.name != "ARESETN"]
+    def reset_inputs(*cs):
+        return [e(c, p.name) for c in cs for p in c.pins
+                if p.sigis == "rst" and p.direction == "I" and p.name != "ARESETN"]
+
+    # The stream IPs behind the DMA (model and probe) are reset by it (PG021: mm2s_prmry_reset_out_n
+    # follows the DMA's hard and soft resets), so the host's DMA reset after a timeout also drops a
+    # partial sample buffered in the model and the probe's half-seen transfer: the next transfer
+    # starts on a sample boundary instead of shifted outputs.
+    peripheral_resets = reset_inputs(dma, periph, mem)
     nets = (Net(f"{ps.cell}_{ps.clock_pin}", "clk", e(ps_cell, ps.clock_pin), tuple(clock_loads)),
             Net(f"{ps.cell}_{ps.reset_pin}", "rst", e(ps_cell, ps.reset_pin),
                 (e(reset, "ext_reset_in"),)),
             Net(f"{reset.name}_interconnect_aresetn", "rst", e(reset, "interconnect_aresetn"),
                 (e(periph, "ARESETN"), e(mem, "ARESETN"))),
             Net(f"{reset.name}_peripheral_aresetn", "rst", e(reset, "peripheral_aresetn"),
-                tuple(peripheral_resets)))
+                tuple(peripheral_resets)),
+            Net(f"{dma.name}_mm2s_prmry_reset_out_n", "rst", e(dma, "mm2s_prmry_reset_out_n"),
+                tuple(reset_inputs(model_cell, probe))))
 
     gp_base = board.pl_slave_base
     segments = [

@@ -37,10 +37,11 @@ class RegisterModel:
         base = 0x30 if offset >= 0x30 else 0x00
         reg = offset - base
         if reg == dma.DMACR:
-            if value & dma.CR_RESET:
-                self.regs[base + dma.DMASR] = dma.SR_HALTED
-                self.regs[base + dma.DMACR] = 0
-                self.busy[base] = 0
+            if value & dma.CR_RESET:               # PG021: either channel's reset resets both
+                for b in (0x00, 0x30):
+                    self.regs[b + dma.DMASR] = dma.SR_HALTED
+                    self.regs[b + dma.DMACR] = 0
+                    self.busy[b] = 0
                 return
             self.regs[offset] = value
             if value & dma.CR_RUN:
@@ -128,6 +129,13 @@ def test_bad_transfers_are_refused_before_touching_the_hardware():
     with pytest.raises(RuntimeError, match="wait without a transfer"):
         driver.s2mm.wait(1.0)
     assert len(regs.writes) == before
+
+
+def test_reset_leaves_both_channels_running():
+    driver, regs = make()
+    driver.reset()
+    assert not driver.mm2s.status() & dma.SR_HALTED and not driver.s2mm.status() & dma.SR_HALTED
+    assert [w for w in regs.writes if w[1] & dma.CR_RESET] == [(0x00, dma.CR_RESET)] * 2   # one per reset()
 
 
 def test_only_simple_mode_axi_dma_is_accepted():

@@ -8,6 +8,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -159,7 +160,7 @@ def test_emulation_package_loads_in_pynq(hls_dirs, tmp_path, board_name):
     package = OverlayPackage(out)
     board = load_board(board_name)
     m = package.manifest
-    assert package.emulation and m["name"] == f"jet_tagger_{board_name.replace('-', '_')}"
+    assert package.emulation and re.fullmatch(f"jet_tagger_{board_name.replace('-', '_')}_[0-9a-f]{{8}}", m["name"])
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{m['name']}.bit", f"{m['name']}.hwh", "emulation", "manifest.json", "report.json", "test_vectors.npz"])
     assert m["board"]["part"] == board.part and m["board"]["hp_data_width"] == board.hp_data_width
@@ -211,8 +212,9 @@ def _pynq_view(path: Path):
 
 def test_handoffs_compare_with_real_vivado_ones(hls_dirs, tmp_path, shared_vendor):
     """Same IP types, DMA parameters, clock and address-map style as the real designs."""
-    z2 = _pynq_view(build.build(hls_dirs["pynq-z2"], "pynq-z2", tmp_path / "z2", emulation=True)
-                    / "jet_tagger_pynq_z2.hwh")
+    z2_package = OverlayPackage(build.build(hls_dirs["pynq-z2"], "pynq-z2", tmp_path / "z2", emulation=True))
+    assert re.fullmatch(r"jet_tagger_pynq_z2_[0-9a-f]{8}", z2_package.name)   # a new source, a new firmware name
+    z2 = _pynq_view(z2_package.hwh)
     real_z2 = _pynq_view(shared_vendor / "vivado2019_pynqz2_jet_design_1.hwh")
     ours, theirs = z2.ip_dict["axi_dma_0"], real_z2.ip_dict["hier_0/axi_dma_0"]
     assert ours["type"] == theirs["type"] == "xilinx.com:ip:axi_dma:7.1"
@@ -238,8 +240,7 @@ def test_handoffs_compare_with_real_vivado_ones(hls_dirs, tmp_path, shared_vendo
                 "C_S_AXI_HP0_DATA_WIDTH", "PCW_USE_S_AXI_HP0", "PCW_USE_M_AXI_GP0"):
         assert z2.ip_dict[ps]["parameters"][key] == real_z2.ip_dict[ps]["parameters"][key], key
 
-    zu = _pynq_view(build.build(hls_dirs["zcu104"], "zcu104", tmp_path / "zu", emulation=True)
-                    / "jet_tagger_zcu104.hwh")
+    zu = _pynq_view(OverlayPackage(build.build(hls_dirs["zcu104"], "zcu104", tmp_path / "zu", emulation=True)).hwh)
     for real_name in ("vivado2025_zcu104_iris_design_1.hwh", "vivado2023_kv260_cnn_design_1.hwh"):
         real = _pynq_view(shared_vendor / real_name)
         ps = "zynq_ultra_ps_e_0"
@@ -268,7 +269,7 @@ def test_rtl_directory_builds_an_emulation_package(hls_dirs, tmp_path):
                      hls / "test_vectors.npz", hls_manifest["model"])
     out = build.build(source, "pynq-z2", tmp_path / "pkg", emulation=True)
     package = OverlayPackage(out)
-    assert package.name == "jet_rtl_pynq_z2" and package.timing["source"] == "rtl"
+    assert package.name.startswith("jet_rtl_pynq_z2_") and package.timing["source"] == "rtl"
     assert (package.timing["latency_cycles"], package.timing["ii_cycles"]) == (8, 4)
     assert package.manifest["emulation_model"] == {"kind": "rtl", "library": "emulation/sim/libpsqs_rtl.so",
                                                    "sources": "emulation/ip/hdl"}

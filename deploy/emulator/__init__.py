@@ -1,0 +1,21 @@
+"""psqs.deploy.emulator: a PYNQ.remote-compatible board emulator, for hardware in the loop without
+hardware.
+
+The unmodified pynq client library talks gRPC to it exactly as it would to a PYNQ.remote board:
+it reads the board's files, uploads and programs an overlay through the fpga_manager, programs the
+PL clocks, allocates DMA buffers and drives the AXI DMA and the stream probe through their
+registers. Behind the registers, the model IP is the package's own C (or RTL) simulation, so the
+outputs are bit-exact, and every transfer is timed in fabric cycles.
+
+Modules, bottom up: :mod:`.clock` (emulated time), :mod:`.memory` (DDR buffers), :mod:`.sandbox`
+(the board's files), :mod:`.ps_regs` (PS registers), :mod:`.timing` (beat timing), :mod:`.probe`
+(stream probe registers), :mod:`.stream` (the model IP), :mod:`.dma` (AXI DMA registers),
+:mod:`.faults`, :mod:`.packages` (served overlays), :mod:`.board`, :mod:`.services` (gRPC),
+:mod:`.server`, :mod:`.cli` (``psqs emulate``) and :mod:`.client_env` (pynq clients with private
+state).
+"""
+from .board import EmulatedBoard, EmulatorConfig
+from .faults import Fault
+from .server import EmulatorServer
+
+__all__ = ["EmulatedBoard", "EmulatorConfig", "EmulatorServer", "Fault"]

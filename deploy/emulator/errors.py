@@ -1,0 +1,59 @@
+"""Errors a client can cause, each with the gRPC status code the client receives.
+
+pynq's client ignores the ``status``/``msg`` fields of several responses, so the only reliable
+way to tell it a request failed is to abort the RPC with a status code; the services catch these
+exceptions and do exactly that, then go on serving.
+"""
+from __future__ import annotations
+
+import grpc
+
+
+class EmulatorError(Exception):
+    """A request the emulated board refuses; ``code`` is what the client sees."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgument(EmulatorError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(EmulatorError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class OutOfRange(EmulatorError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class FailedPrecondition(EmulatorError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(EmulatorError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(EmulatorError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unimplemented(EmulatorError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class DecodeError(OutOfRange):
+    """A CPU access to an address no slave decodes (AXI DECERR on the general-purpose port)."""
+
+
+class BusError(Exception):
+    """An AXI error response seen by the DMA's memory-mapped side (not a client error)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind  # "decode" (DECERR) or "slave" (SLVERR)
+
+
+class PackageError(Exception):
+    """An overlay package the emulator cannot serve (inconsistent, or not built for emulation)."""

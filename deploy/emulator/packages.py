@@ -1,0 +1,287 @@
+"""The overlay packages an emulated board can be programmed with, recognized by their firmware.
+
+pynq never tells the board which overlay it loads: it converts the ``.bit`` into the ``.bin``
+the fpga_manager takes (header stripped, 32-bit words byte-swapped), uploads it unless
+``/lib/firmware`` already holds a file of that name, and points the fpga_manager at it. The
+emulator therefore recognizes a package by the sha256 of that ``.bin``, computed here from the
+package's ``.bit`` and checked against the manifest's ``bitstream.bin_sha256``.
+
+Serving a package also needs what the hardware description says about its DMA (from the
+``.hwh``: address and stream widths, LENGTH register width, realignment engines) and a model of
+the IP: the manifest's ``emulation_model`` names a shared library with the ABI of
+:class:`psqs.hls.csim.AxisLibrary` (``kind`` ``csim``; ``rtl`` adds ``psqs_cycles()``).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import shutil
+import struct
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from psqs.board_configs import Board, BoardConfigError, load_board
+from psqs.host import stream_probe_regs
+from psqs.host.artifact import MANIFEST, ArtifactError
+from psqs.host.package import KIND, IpInstance, OverlayPackage
+
+from .dma import DmaConfig
+from .errors import PackageError
+from .timing import StreamTiming
+
+log = logging.getLogger(__name__)
+
+AXI_DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
+MODEL_KINDS = ("csim", "rtl")
+
+
+def bin_image(bit: bytes) -> bytes:
+    """The fpga_manager image of a ``.bit`` file, as ``pynq``'s ``bit2bin`` makes it."""
+    try:
+        offset = 2 + struct.unpack(">h", bit[0:2])[0] + 2
+        while True:
+            key = bit[offset]
+            offset += 1
+            if key == 0x65:
+                length = struct.unpack(">i", bit[offset:offset + 4])[0]
+                offset += 4
+                break
+            if key not in (0x61, 0x62, 0x63, 0x64):
+                raise ValueError(f"unknown header field 0x{key:02x}")
+            offset += 2 + struct.unpack(">h", bit[offset:offset + 2])[0]
+    except (IndexError, struct.error) as exc:
+        raise ValueError(f"truncated .bit header ({exc})") from None
+    if offset + length != len(bit) or length % 4:
+        raise ValueError(f"bitstream length field {length} does not match the {len(bit) - offset} bytes "
+                         "after the header, or is not a multiple of 4")
+    return np.frombuffer(bit, dtype=">u4", count=length // 4, offset=offset).astype("<u4").tobytes()
+
+
+def _hwh_modules(hwh: Path) -> dict[str, dict]:
+    """Every MODULE of a ``.hwh``: full name (no leading /) -> {vlnv, parameters (lower-case)}."""
+    try:
+        root = ET.parse(hwh).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise PackageError(f"{hwh}: unreadable hardware handoff ({exc})") from None
+    modules = {}
+    for module in root.iter("MODULE"):
+        params = {p.get("NAME", "").lower(): p.get("VALUE", "") for p in module.iter("PARAMETER")}
+        modules[module.get("FULLNAME", "").lstrip("/")] = {"vlnv": module.get("VLNV", ""), "parameters": params}
+    return modules
+
+
+def _dma_config(name: str, module: dict, where: str) -> DmaConfig:
+    p = module["parameters"]
+    try:
+        if int(p.get("c_include_sg", "0")):
+            raise PackageError(f"{where}: DMA {name} is built with scatter-gather; only simple mode is emulated")
+        if int(p.get("c_micro_dma", "0")):
+            raise PackageError(f"{where}: DMA {name} is a micro DMA; only simple mode is emulated")
+        if not (int(p["c_include_mm2s"]) and int(p["c_include_s2mm"])):
+            raise PackageError(f"{where}: DMA {name} lacks its MM2S or S2MM channel")
+        return DmaConfig(
+            addr_width=int(p.get("c_addr_width", "32")), length_width=int(p["c_sg_length_width"]),
+            mm2s_mm_bytes=int(p["c_m_axi_mm2s_data_width"]) // 8, s2mm_mm_bytes=int(p["c_m_axi_s2mm_data_width"]) // 8,
+            mm2s_stream_bytes=int(p["c_m_axis_mm2s_tdata_width"]) // 8,
+            s2mm_stream_bytes=int(p["c_s_axis_s2mm_tdata_width"]) // 8,
+            mm2s_dre=bool(int(p.get("c_include_mm2s_dre", "0"))), s2mm_dre=bool(int(p.get("c_include_s2mm_dre", "0"))))
+    except KeyError as exc:
+        raise PackageError(f"{where}: DMA {name} has no parameter {exc.args[0].upper()}") from None
+    except ValueError as exc:
+        raise PackageError(f"{where}: DMA {name}: unreadable parameter ({exc})") from None
+
+
+def _target_part(manifest_board) -> str | None:
+    """The FPGA part a package's bitstream was built for (its board field: a name or a dict)."""
+    target = manifest_board if isinstance(manifest_board, dict) else {"name": manifest_board}
+    if target.get("part"):
+        return str(target["part"])
+    try:
+        return load_board(str(target.get("name"))).part
+    except BoardConfigError:
+        return None
+
+
+def _probe_depth(name: str, params: dict, contract, where: str) -> int:
+    """The probe's FIFO_DEPTH from its ``.hwh`` parameters (default: the HDL's), after checking that
+    its data widths are those of the streams it sits on."""
+    hdl = {p.name: p for p in stream_probe_regs.HDL_PARAMETERS}
+    try:
+        values = {key: hdl[key].check(int(params.get(key.lower(), hdl[key].default))) for key in hdl}
+    except (ValueError, stream_probe_regs.RegisterMapError) as exc:
+        raise PackageError(f"{where}: probe {name}: {exc}") from None
+    widths = (values["DATA_WIDTH_IN"], values["DATA_WIDTH_OUT"])
+    if params and widths != (contract.input.bus_bits, contract.output.bus_bits):
+        raise PackageError(f"{where}: probe {name} is {widths[0]}/{widths[1]} bits wide, the streams "
+                           f"{contract.input.bus_bits}/{contract.output.bus_bits}")
+    return values["FIFO_DEPTH"]
+
+
+@dataclass
+class ServedPackage:
+    """A verified package, with everything the emulator needs to program a board with it."""
+
+    package: OverlayPackage
+    bin_sha256: str
+    dma: IpInstance
+    dma_config: DmaConfig
+    probe: IpInstance | None
+    probe_fifo_depth: int
+    timing: StreamTiming
+    model_kind: str
+    library: Path
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    def private_library(self, directory: Path) -> Path:
+        """Copy the model library and its ``weights/`` into ``directory``, a path nothing else loaded:
+        the dynamic loader shares one instance per path, and the library's streams are global."""
+        directory.mkdir(parents=True)
+        target = directory / self.library.name
+        shutil.copy2(self.library, target)
+        weights = self.library.parent / "weights"
+        if weights.is_dir():
+            shutil.copytree(weights, directory / "weights")
+        return target
+
+
+def load_package(path: Path, board: Board) -> ServedPackage:
+    """Verify the package at ``path`` and derive what serving it takes; PackageError if it can't be."""
+    package = OverlayPackage(path)          # verifies every file's sha256
+    where = str(Path(path) / MANIFEST)
+    m = package.manifest
+    model = m.get("emulation_model")
+    if not isinstance(model, dict) or model.get("kind") not in MODEL_KINDS or not model.get("library"):
+        raise PackageError(f"{where}: no emulation_model {{kind: {'|'.join(MODEL_KINDS)}, library: ...}}; "
+                           "build the package for emulation (psqs build --emulation)")
+    library = (package.path / model["library"]).resolve()
+    if package.path.resolve() not in library.parents or not library.is_file():
+        raise PackageError(f"{where}: emulation_model.library {model['library']!r} is not a file inside the package")
+    part = _target_part(package.board)
+    if part != board.part:
+        raise PackageError(f"{where}: a bitstream for part {part or 'unknown'} cannot program {board.name} ({board.part})")
+    try:
+        sha = hashlib.sha256(bin_image(package.bitstream.read_bytes())).hexdigest()
+    except (OSError, ValueError) as exc:
+        raise PackageError(f"{package.bitstream}: not a valid .bit file ({exc})") from None
+    declared = (m.get("bitstream") or {}).get("bin_sha256")
+    if declared is not None and declared != sha:
+        raise PackageError(f"{where}: bitstream.bin_sha256 {declared[:16]}... does not match the .bit ({sha[:16]}...)")
+
+    for ip in package.ips.values():
+        end = ip.base + ip.range
+        if not (board.pl_slave_base <= ip.base and end <= board.pl_slave_base + board.pl_slave_size):
+            raise PackageError(f"{where}: IP {ip.name} at 0x{ip.base:x} lies outside {board.name}'s PL window")
+    spans = sorted((ip.base, ip.base + ip.range, ip.name) for ip in package.ips.values())
+    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
+        if start < end:
+            raise PackageError(f"{where}: IPs {a} and {b} overlap")
+
+    modules = _hwh_modules(package.hwh)
+    dma = package.dma
+    if not dma.vlnv.startswith(AXI_DMA_VLNV_PREFIX) or dma.name not in modules:
+        raise PackageError(f"{where}: DMA {dma.name} ({dma.vlnv}) is not an AXI DMA described in {package.hwh.name}")
+    dma_config = _dma_config(dma.name, modules[dma.name], str(package.hwh))
+    if (1 << dma_config.length_width) - 1 != package.max_transfer_bytes:
+        raise PackageError(f"{where}: dma.max_transfer_bytes {package.max_transfer_bytes} disagrees with the "
+                           f"DMA's {dma_config.length_width}-bit LENGTH register")
+    contract = package.contract
+    if (dma_config.mm2s_stream_bytes, dma_config.s2mm_stream_bytes) != (contract.input.bus_bytes,
+                                                                        contract.output.bus_bytes):
+        raise PackageError(f"{where}: DMA streams are {dma_config.mm2s_stream_bytes}/{dma_config.s2mm_stream_bytes} "
+                           f"bytes wide, the model IP's {contract.input.bus_bytes}/{contract.output.bus_bytes}")
+
+    probe, depth = None, 0
+    probe_name = (m.get("probe") or {}).get("name")
+    if probe_name:
+        probe = package.probe
+        if probe.vlnv != stream_probe_regs.VLNV:
+            raise PackageError(f"{where}: probe {probe.name} is {probe.vlnv}, not {stream_probe_regs.VLNV}")
+        depth = _probe_depth(probe.name, modules.get(probe.name, {}).get("parameters", {}), contract, where)
+    for ip in package.ips.values():
+        if ip.name not in (dma.name, probe_name):
+            log.warning("%s: IP %s (%s) is not emulated; its addresses decode nowhere", package.name, ip.name, ip.vlnv)
+
+    t = package.timing
+    try:
+        timing = StreamTiming(contract.input.beats_per_sample, contract.output.beats_per_sample,
+                              int(t["latency_cycles"]), int(t["ii_cycles"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackageError(f"{where}: timing needs integer latency_cycles and ii_cycles ({exc})") from None
+    return ServedPackage(package, sha, dma, dma_config, probe, depth, timing, model["kind"], library)
+
+
+def package_dirs(roots: list[Path]) -> list[Path]:
+    """Each root that is a package, else its immediate subdirectories that are."""
+    found = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise PackageError(f"{root}: no such directory")
+        candidates = [root] if (root / MANIFEST).is_file() else sorted(p for p in root.iterdir() if p.is_dir())
+        for candidate in candidates:
+            try:
+                kind = json.loads((candidate / MANIFEST).read_text()).get("kind")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if kind == KIND:
+                found.append(candidate)
+    return found
+
+
+class PackageCatalog:
+    """The packages under the ``--overlays`` directories, indexed by firmware sha256.
+
+    Directories are rescanned when a firmware is not recognized, so a package built while the
+    emulator runs can be downloaded without restarting it; a rebuilt package (new content at the
+    same path) replaces the old one.
+    """
+
+    def __init__(self, roots: list[Path], board: Board):
+        self.roots, self.board = [Path(r) for r in roots], board
+        self._by_sha: dict[str, ServedPackage] = {}
+        self._stamps: dict[Path, str] = {}
+        self.rescan(strict=True)
+
+    def rescan(self, strict: bool = False) -> None:
+        """Load new and changed packages; ``strict``: a bad one is an error, else a warning."""
+        try:
+            paths = package_dirs(self.roots)
+        except PackageError as exc:
+            if strict:
+                raise
+            log.warning("rescan: %s", exc)
+            return
+        for path in paths:
+            try:
+                stamp = hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()   # lists every file's sha256
+            except OSError:
+                continue                            # removed or being replaced: next rescan
+            if self._stamps.get(path) == stamp:
+                continue
+            self._stamps[path] = stamp              # a failing package is not retried until it changes
+            self._by_sha = {sha: p for sha, p in self._by_sha.items() if p.package.path != path}
+            try:
+                served = load_package(path, self.board)
+            except (ArtifactError, PackageError) as exc:
+                if strict:
+                    raise
+                log.warning("skipping %s: %s", path, exc)
+                continue
+            self._by_sha[served.bin_sha256] = served
+            log.info("serving %s (%s) from %s", served.name, served.bin_sha256[:12], path)
+
+    @property
+    def packages(self) -> list[ServedPackage]:
+        return list(self._by_sha.values())
+
+    def find(self, sha256: str) -> ServedPackage | None:
+        if sha256 not in self._by_sha:
+            self.rescan()
+        return self._by_sha.get(sha256)

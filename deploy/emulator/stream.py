@@ -1,0 +1,152 @@
+"""The model IP between the DMA's two channels: its data (a simulation library) and its timing.
+
+Data: the input beats go into the model's C (or RTL) simulation exactly as the DMA would send
+them, TLAST on a transfer's last beat, and the output beats come out of it; a partial sample stays
+inside the library until its remaining beats arrive, as it would in the IP's input FIFO, so a host
+that sends the wrong number of bytes sees a missing answer rather than invented data.
+
+Timing: :mod:`.timing` turns beats into cycles. Output beats wait in the output FIFO until the
+S2MM channel takes them; the IP and the DMA's buffers hold at most ``capacity`` samples whose
+outputs nobody has taken, after which the input stream stalls (back-pressure), so a host that
+waits for its MM2S transfer before arming the S2MM channel deadlocks here as it would on the board.
+A stalled input resumes in the cycle the S2MM channel is armed (on hardware, a few beats later,
+when the first slot frees).
+
+Faults (:mod:`.faults`) that concern the IP act here: a hung IP swallows every beat until it is
+reset, a stall delays a transfer's outputs, a missing TLAST strips the flag from its outputs.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+from psqs.hls.csim import AxisLibrary
+
+from . import timing as tm
+from .clock import CycleClock
+from .faults import Fault
+from .probe import StreamProbe
+
+log = logging.getLogger(__name__)
+
+
+class ModelStream:
+    """The model IP's input and output streams (one instance per programmed overlay)."""
+
+    def __init__(self, library: AxisLibrary, timing: tm.StreamTiming, cycles: CycleClock, capacity: int,
+                 probe: StreamProbe | None = None, rtl_cycles: Callable[[], int] | None = None):
+        if capacity < 1:
+            raise ValueError(f"stream capacity {capacity}: must be at least one sample")
+        self.library, self.timing, self.cycles = library, timing, cycles
+        self.capacity, self.probe, self.rtl_cycles = capacity, probe, rtl_cycles
+        self.in_bytes, self.out_bytes = library.in_bus_bytes, library.out_bus_bytes
+        if (library.in_beats_per_sample, library.out_beats_per_sample) != (timing.in_beats, timing.out_beats):
+            raise ValueError(f"the model library moves {library.in_beats_per_sample}/{library.out_beats_per_sample} "
+                             f"beats per sample, the timing model {timing.in_beats}/{timing.out_beats}")
+        self.reset()
+
+    def reset(self) -> None:
+        """Reset the stream path (the IP and the probe): buffered beats, partial samples, a hang and
+        the probe's registers are gone."""
+        self.library.reset()
+        if self.probe is not None:
+            self.probe.reset()
+        self.side = tm.InputSide()
+        self.hung = False
+        self._queue: deque[list] = deque()   # [data (uint8), last (uint8), produced (int64)] per push
+        self.queued_beats = 0
+
+    # ---------------------------------------------------------------- input side
+    def room(self, s2mm_beats: int) -> int:
+        """How many more samples may complete now without overfilling the output path, given that
+        the S2MM channel will take up to ``s2mm_beats`` beats."""
+        if self.hung:
+            return 1 << 62                                # a hung IP takes every beat and drops it
+        queued_after = max(0, self.queued_beats - s2mm_beats)
+        free_beats = self.capacity * self.timing.out_beats - queued_after
+        credit = max(0, s2mm_beats - self.queued_beats)   # beats of not-yet-produced samples it will take
+        return max(0, (free_beats + credit) // self.timing.out_beats)
+
+    def beats_for(self, samples: int) -> int:
+        """The most input beats that complete at most ``samples`` more samples."""
+        return max(0, samples * self.timing.in_beats - self.side.partial + self.timing.in_beats - 1)
+
+    def feed(self, data: np.ndarray, tlast: bool, start: int, fault: Fault | None) -> int:
+        """Beats (``data``: whole beats of bytes) offered from cycle ``start``; TLAST on the last one
+        if ``tlast``. Returns the cycle of the last beat accepted."""
+        n = data.size // self.in_bytes
+        last = np.zeros(n, dtype=np.uint8)
+        last[-1] = tlast
+        if fault is not None and fault.kind == "hang":
+            log.warning("fault: the model IP hangs (no output until the DMA is reset)")
+            self.hung = True
+        accepted = tm.accept(self.timing, self.side, start, n)
+        if self.probe is not None:
+            self.probe.observe("in", accepted.beat_times, last)
+        if self.hung:
+            return self.side.last_beat
+        with self.cycles.clock.paused():
+            before = self.rtl_cycles() if self.rtl_cycles else 0
+            computed = self.library.push(data, last)
+            measured = self.rtl_cycles() - before if self.rtl_cycles else 0
+            out_data, out_last = self.library.pop(self.library.pending_out_beats)
+        if computed != accepted.sample_ends.size or out_last.size != computed * self.timing.out_beats:
+            raise RuntimeError(f"model library and timing model disagree: {computed} samples computed, "
+                               f"{accepted.sample_ends.size} completed, {out_last.size} output beats")
+        delay = 0
+        if fault is not None and fault.kind == "stall":
+            delay = self.cycles.cycles_in(fault.stall_ms / 1000)
+            log.warning("fault: the model IP stalls %g ms (%d cycles)", fault.stall_ms, delay)
+            if self.side.next_start is not None:
+                self.side.next_start += delay
+        if fault is not None and fault.kind == "no-tlast":
+            log.warning("fault: output TLAST suppressed on %d beats", out_last.size)
+            out_last = np.zeros_like(out_last)
+        if self.rtl_cycles and computed:
+            produced = tm.measured_production_times(self.timing, int(accepted.beat_times[0]),
+                                                     accepted.sample_ends, measured, delay)
+        else:
+            produced = tm.production_times(self.timing, accepted.sample_ends, delay)
+        if out_last.size:
+            self._queue.append([out_data, out_last, produced])
+            self.queued_beats += out_last.size
+        return self.side.last_beat
+
+    # ---------------------------------------------------------------- output side
+    def beats_to_tlast(self) -> int | None:
+        """Queued beats up to and including the first queued TLAST, if any."""
+        seen = 0
+        for data, last, produced in self._queue:
+            hits = np.flatnonzero(last)
+            if hits.size:
+                return seen + int(hits[0]) + 1
+            seen += last.size
+        return None
+
+    def take(self, max_beats: int, ready_from: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Up to ``max_beats`` output beats, stopping after a TLAST beat, as the S2MM channel takes
+        them from cycle ``ready_from``: (bytes, TLAST flags, delivery cycles)."""
+        stop = self.beats_to_tlast()
+        want = min(max_beats, self.queued_beats, stop if stop is not None else max_beats)
+        chunks, got = [], 0
+        while got < want:
+            data, last, produced = self._queue[0]
+            k = min(want - got, last.size)
+            chunks.append((data[:k * self.out_bytes], last[:k], produced[:k]))
+            if k == last.size:
+                self._queue.popleft()
+            else:
+                self._queue[0] = [data[k * self.out_bytes:], last[k:], produced[k:]]
+            got += k
+        self.queued_beats -= got
+        if not chunks:
+            empty = np.empty(0, dtype=np.uint8)
+            return empty, empty, np.empty(0, dtype=np.int64)
+        data = np.concatenate([c[0] for c in chunks])
+        last = np.concatenate([c[1] for c in chunks])
+        delivered = tm.deliveries(np.concatenate([c[2] for c in chunks]), ready_from)
+        if self.probe is not None:
+            self.probe.observe("out", delivered, last)
+        return data, last, delivered
