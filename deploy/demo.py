@@ -1,8 +1,9 @@
 """``make demo``: the pipeline end to end on the default data, small enough for minutes on 2 cores."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
-
 
 #: The paper's headline configuration, 6 bits and 80 % lottery-ticket IMP, on a subset of the
 #: data with short rounds: every QAP mechanism runs, in a few minutes.
@@ -11,6 +12,7 @@ DEMO_TRAINING = dict(bits=6, pruning="imp-lt", sparsity=0.8, max_train=40000, ep
 
 
 BOARD = "pynq-z2"
+BENCH_REPEATS = 5
 
 
 def run(out: Path, force: bool = False, quiet: bool = False) -> int:
@@ -37,4 +39,28 @@ def run(out: Path, force: bool = False, quiet: bool = False) -> int:
     package = build_overlay(hls_dir, BOARD, out / "overlay", emulation=True, force=force)
     print(f"\n== stage 3: emulation overlay for {BOARD} ==")
     print(summarize_overlay(json.loads((package / "manifest.json").read_text()), package))
-    return 0
+
+    print(f"\n== stage 4: psqs bench through unmodified pynq, against an emulated {BOARD} ==")
+    return bench_on_emulator(package, out)
+
+
+def bench_on_emulator(package: Path, out: Path) -> int:
+    """Serve ``package`` on an emulated board and run the board-side benchmark against it.
+
+    The benchmark runs as its own process, as it would on a PC next to a real board: pynq decides
+    at import time that it talks to a remote device, and keeps its state in a private directory.
+    """
+    from psqs.deploy.emulator import EmulatorConfig, EmulatorServer
+    from psqs.deploy.emulator.client_env import client_env
+
+    server = EmulatorServer.on_free_loopback(EmulatorConfig(board=BOARD, overlays=[package]))
+    try:
+        print(f"emulator   {BOARD} on {server.address} (PYNQ_REMOTE_DEVICES={server.config.host})")
+        command = [sys.executable, "-m", "psqs.host", "bench", str(package), "--json", str(out / "run_report.json"),
+                   "--plots", str(out / "plots"), "--repeats", str(BENCH_REPEATS)]
+        result = subprocess.run(command, env=client_env(server.config.host, out / "pynq_client"), check=False)
+    finally:
+        server.stop()
+    if result.returncode == 0:
+        print(f"report     {out / 'run_report.json'}; plots in {out / 'plots'}")
+    return result.returncode

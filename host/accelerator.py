@@ -39,6 +39,10 @@ class BoardMismatch(RuntimeError):
     """The package was built for another board than the one pynq is talking to."""
 
 
+class NoBoard(RuntimeError):
+    """pynq sees no board: not on a PYNQ image and no (reachable) ``PYNQ_REMOTE_DEVICES``."""
+
+
 @dataclass
 class CallTiming:
     """Where the time of one :meth:`Accelerator.predict` call went (seconds).
@@ -96,7 +100,12 @@ class Accelerator:
 
         self._pynq = pynq
         pynq_compat.apply()
-        self._check_board(pynq.Device.active_device)
+        try:
+            device = pynq.Device.active_device
+        except RuntimeError as exc:   # pynq: "No Devices Found"
+            raise NoBoard(f"pynq found no board ({exc}): run on a PYNQ board, or point "
+                          "PYNQ_REMOTE_DEVICES at a PYNQ.remote board or a psqs emulator") from None
+        self._check_board(device)
         if download:
             pynq_compat.clear_state()
         self.overlay = pynq.Overlay(str(self.package.bitstream), download=download)

@@ -7,13 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-from .accelerator import Accelerator, BoardMismatch, InputError
+from .accelerator import Accelerator, BoardMismatch, InputError, NoBoard
 from .artifact import ArtifactError
 from .contract import ContractError
 from .dma import DMAError, DMATimeout
 
 #: Failures a user can act on: printed as one line, exit status 2.
-USER_ERRORS = (ArtifactError, BoardMismatch, ContractError, DMAError, DMATimeout, InputError)
+USER_ERRORS = (ArtifactError, BoardMismatch, ContractError, DMAError, DMATimeout, InputError, NoBoard)
 
 
 def _sizes(text: str) -> tuple[int, ...]:

@@ -304,7 +304,7 @@ def check(rec: Recording, design: BlockDesign, name: str, ip_repos: list[Path]) 
                 bad(f"interface net {net_name}: {a} and {b} are not a master and a slave of one bus type")
             if ia.bus == "axis" and ia.data_width != ib.data_width:
                 bad(f"interface net {net_name}: stream widths {ia.data_width} and {ib.data_width} differ")
-    for path, (cell, itf) in interfaces.items():
+    for path, (_, itf) in interfaces.items():
         if connected[path] != 1:
             kind = "stream" if itf.bus == "axis" else itf.protocol
             bad(f"{kind} interface {path} is connected {connected[path]} times, expected once")

@@ -215,7 +215,7 @@ class Bench:
             port.log.setLevel("WARNING")
             if pause:
                 rng = random.Random(self.rng.random())
-                port.set_pause_generator(iter(lambda: rng.random() < pause, None))
+                port.set_pause_generator(iter(lambda rng=rng: rng.random() < pause, None))
         return ports
 
     async def write(self, name: str, value: int) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
 import struct
 import subprocess
@@ -25,7 +24,6 @@ import numpy as np
 from psqs.deploy.emulator import EmulatorConfig, EmulatorServer
 from psqs.deploy.emulator.client_env import client_env
 from psqs.deploy.emulator.packages import bin_image
-from psqs.deploy.emulator.server import EmulatorStartError
 from psqs.host import stream_probe_regs
 from psqs.host.artifact import write_manifest
 from psqs.host.package import FORMAT_VERSION, KIND
@@ -173,15 +171,8 @@ def write_package(out: Path, name: str, library: Path, io: dict, *, board: str =
 
 
 def start_emulator(overlays: list[Path], **options) -> EmulatorServer:
-    """An emulator on a free loopback address 127.0.0.x (pynq's port is fixed at 7967)."""
-    rng = random.Random()
-    for _ in range(50):
-        host = f"127.0.{rng.randrange(1, 255)}.{rng.randrange(2, 255)}"
-        try:
-            return EmulatorServer(EmulatorConfig(overlays=list(overlays), host=host, **options)).start()
-        except EmulatorStartError:
-            continue
-    raise RuntimeError("no free loopback address for an emulator")
+    """An emulator on a free loopback address 127.0.x.y (pynq's port is fixed at 7967)."""
+    return EmulatorServer.on_free_loopback(EmulatorConfig(overlays=list(overlays), **options))
 
 
 CLIENT_PRELUDE = textwrap.dedent("""

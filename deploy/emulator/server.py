@@ -3,6 +3,8 @@ so several emulators in one machine listen on different loopback addresses, 127.
 from __future__ import annotations
 
 import logging
+import dataclasses
+import random
 from concurrent import futures
 
 import grpc
@@ -42,6 +44,19 @@ class EmulatorServer:
         if not bound:
             self.board.close()
             raise EmulatorStartError(f"cannot listen on {self.address} ({reason})")
+
+    @classmethod
+    def on_free_loopback(cls, config: EmulatorConfig, attempts: int = 50) -> EmulatorServer:
+        """Start on a random free loopback address 127.0.x.y (pynq's client port is fixed at 7967,
+        so emulators side by side differ by address, not by port)."""
+        rng = random.Random()
+        for _ in range(attempts):
+            host = f"127.0.{rng.randrange(1, 255)}.{rng.randrange(2, 255)}"
+            try:
+                return cls(dataclasses.replace(config, host=host)).start()
+            except EmulatorStartError:
+                continue
+        raise EmulatorStartError(f"no free loopback address for an emulator after {attempts} attempts")
 
     @property
     def address(self) -> str:

@@ -118,7 +118,7 @@ class ModelStream:
     def beats_to_tlast(self) -> int | None:
         """Queued beats up to and including the first queued TLAST, if any."""
         seen = 0
-        for data, last, produced in self._queue:
+        for _, last, _ in self._queue:
             hits = np.flatnonzero(last)
             if hits.size:
                 return seen + int(hits[0]) + 1

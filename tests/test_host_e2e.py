@@ -1,0 +1,176 @@
+"""psqs.host end to end: the board runtime, through unmodified pynq, against the emulated board.
+
+The package is the real pipeline's (QAP training -> hls4ml conversion -> emulation overlay build)
+with more than 10,000 test jets; every client runs in its own process with private pynq state.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import synthetic_jets
+from test_emulator_support import run_client, start_emulator
+
+from psqs.deploy.emulator.client_env import client_env
+from psqs.deploy.emulator.faults import Fault
+from psqs.hls import stage as hls_stage
+from psqs.host.accelerator import Accelerator, BoardMismatch
+from psqs.host.artifact import ArtifactError
+from psqs.host.package import OverlayPackage
+from psqs.overlays.build import build
+from psqs.qap import stage as qap_stage
+from psqs.qap.config import TrainConfig
+from psqs.qap.data import FEATURES
+
+pytestmark = pytest.mark.slow
+
+N_VECTORS = 12000
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    root = tmp_path_factory.mktemp("host_e2e")
+    X, y, classes = synthetic_jets(62000, seed=7)
+    np.savez(root / "jets.npz", X=X, y=y, feature_names=np.array(FEATURES), class_names=np.array(classes))
+    model = qap_stage.run(TrainConfig(data=str(root / "jets.npz"), bits=6, pruning="imp-ft", sparsity=0.5,
+                                      epochs=2, patience=2, batch_size=512, max_train=3000,
+                                      test_vectors=N_VECTORS, widths=(24, 12, 12)), root / "model")
+    hls = hls_stage.run(model.path, root / "hls", hls_stage.options_for_board("pynq-z2"))
+    return build(hls, "pynq-z2", root / "overlay", emulation=True)
+
+
+@pytest.fixture
+def emulator(package):
+    server = start_emulator([package])
+    yield server
+    server.stop()
+
+
+def test_bench_through_unmodified_pynq_is_bit_exact(package, emulator, tmp_path):
+    report_path, plots = tmp_path / "run.json", tmp_path / "plots"
+    proc = subprocess.run([sys.executable, "-m", "psqs.host", "bench", str(package), "--batch-sizes", "1,1000,12000",
+                           "--repeats", "3", "--warmup", "1", "--json", str(report_path), "--plots", str(plots)],
+                          env=client_env(emulator.config.host, tmp_path / "client"), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(report_path.read_text())
+    accuracy = report["accuracy"]
+    assert accuracy["samples_in"] == accuracy["samples_out"] == accuracy["n_jets"] == N_VECTORS
+    assert accuracy["vs_csim"]["exact_samples"] == 1.0 and accuracy["vs_qkeras"]["exact_samples"] == 1.0
+    assert 0.2 < accuracy["top1"] <= 1.0
+    timing = OverlayPackage(package).timing
+    for batch in report["batches"]:
+        fabric = batch["fabric_last_transfer"]
+        assert fabric["measured"] and fabric["trusted"]
+        assert fabric["latency_cycles"] == timing["latency_cycles"]           # the probe, filled by the timing model
+        if batch["batch_size"] > 1:
+            assert fabric["effective_ii_cycles"] == pytest.approx(timing["ii_cycles"])
+        assert batch["latency_ms"]["p50"] > 0 and len(batch["latencies_ms"]) == 3
+    assert report["batches"][-1]["chunks"] == 1 and report["board"]["reported_board"] == "Pynq-Z2"
+    assert report["board"]["fclk_mhz_readback"] == pytest.approx(100.0, rel=1e-3)
+    assert sorted(p.name for p in plots.iterdir()) == ["latency_histogram.png", "latency_vs_batch.png",
+                                                        "throughput_vs_batch.png"]
+    assert "exact vs C simulation 100.00%" in proc.stdout
+
+
+FAULT_CLIENT = """
+    import time
+    from psqs.host.accelerator import Accelerator
+    package, kind = sys.argv[1], sys.argv[2]
+    acc = Accelerator(package, timeout=1.0)
+    vectors = acc.package.test_vectors()
+    X, expected = vectors["X"][:300], vectors["csim_logits"][:300]
+    t0 = time.monotonic()
+    try:
+        acc.predict(X)
+        emit(first="ok")
+    except Exception as exc:
+        emit(first=type(exc).__name__, message=str(exc))
+    emit(first_seconds=time.monotonic() - t0)
+    emit(second_exact=bool(np.array_equal(acc.predict(X), expected)))
+"""
+
+
+@pytest.mark.parametrize("fault, error, message", [
+    (Fault("hang"), "DMATimeout", "S2MM channel: transfer not done after"),
+    (Fault("decode-error"), "DMAError", "decode error"),
+    (Fault("slave-error"), "DMAError", "slave error"),
+    (Fault("no-tlast"), "DMAError", "internal error"),
+    (Fault("stall", stall_ms=3000), "DMATimeout", "transfer not done after"),
+    (Fault("stall", stall_ms=300), "ok", None),
+])
+def test_injected_faults_give_the_documented_error_and_the_next_call_succeeds(package, emulator, tmp_path,
+                                                                               fault, error, message):
+    emulator.board.inject(fault)
+    result = run_client(FAULT_CLIENT, emulator.config.host, tmp_path, args=(package, fault.kind))
+    assert result["first"] == error, result
+    if message:
+        assert message in result["message"]
+        assert result["first_seconds"] < 1.0 + 2.0          # its deadline, not forever
+    if fault.kind == "stall" and error == "ok":
+        assert result["first_seconds"] >= 0.3
+    assert result["second_exact"]
+
+
+def test_input_errors_are_named_before_anything_is_sent(package, emulator, tmp_path):
+    result = run_client("""
+        from psqs.host.accelerator import Accelerator, InputError
+        acc = Accelerator(sys.argv[1])
+        X = acc.package.test_vectors()["X"][:20].astype(np.float64)
+        X[[3, 17], 5] = np.nan
+        for name, bad in (("nan", X), ("shape", X[:, :15]), ("dtype", X.astype(str)), ("empty", X[:0])):
+            try:
+                acc.predict(bad)
+                emit(**{name: "accepted"})
+            except InputError as exc:
+                emit(**{name: str(exc)})
+        huge = acc.package.test_vectors()["X"][:4].astype(np.float64) * 1e6
+        logits, timing = acc.timed_predict(huge)
+        emit(saturated=timing.saturated, rows=int(logits.shape[0]))
+    """, emulator.config.host, tmp_path, args=(package,))
+    assert result["nan"] == "2 sample(s) with NaN/inf features, rows [3, 17]"
+    assert result["shape"] == "features must have shape (n, 16), got (20, 15)"
+    assert result["dtype"].startswith("features must be numeric")
+    assert result["empty"] == "no samples"
+    assert result["saturated"] > 0 and result["rows"] == 4                   # saturated like the hardware, counted
+
+
+def test_refusals_before_pynq(package, tmp_path):
+    copy = shutil.copytree(package, tmp_path / "copy")
+    npz = copy / "test_vectors.npz"
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="test_vectors.npz: sha256"):
+        Accelerator(copy)
+    acc = Accelerator.__new__(Accelerator)
+    acc.package = OverlayPackage(package)
+
+    class Device:
+        name = "ZCU104"
+
+    with pytest.raises(BoardMismatch, match=r"built for pynq-z2 \(pynq_board 'Pynq-Z2'\); the board reports 'ZCU104'"):
+        acc._check_board(Device())
+
+
+def test_pynqmetadata_zynq7_clock_bug_and_its_patch(shared_vendor):
+    """Without psqs' patch pynq reads no FCLK frequency from a real PYNQ-Z2 handoff (pynqmetadata
+    0.2.0); with it, 100 MHz. If pynqmetadata gets fixed, the first assertion tells us to drop the patch."""
+    script = """
+import sys
+from pynqmetadata.frontends import Metadata
+from pynqmetadata.views.runtime import RuntimeMetadataParser
+from psqs.host import pynq_compat
+if sys.argv[2] == "patched":
+    pynq_compat.apply()
+print(RuntimeMetadataParser(Metadata(input=sys.argv[1])).clock_dict[0]["frequency"])
+"""
+    hwh = shared_vendor / "vivado2019_pynqz2_jet_design_1.hwh"
+    out = {mode: subprocess.run([sys.executable, "-c", script, str(hwh), mode], capture_output=True, text=True,
+                                timeout=120) for mode in ("plain", "patched")}
+    assert out["plain"].stdout.strip().splitlines()[-1] == "None", out["plain"].stderr[-2000:]
+    assert out["patched"].stdout.strip().splitlines()[-1] == "100.0", out["patched"].stderr[-2000:]
