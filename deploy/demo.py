@@ -12,7 +12,6 @@ DEMO_TRAINING = dict(bits=6, pruning="imp-lt", sparsity=0.8, max_train=40000, ep
 
 
 BOARD = "pynq-z2"
-BENCH_REPEATS = 5
 
 
 def run(out: Path, force: bool = False, quiet: bool = False) -> int:
@@ -57,7 +56,7 @@ def bench_on_emulator(package: Path, out: Path) -> int:
     try:
         print(f"emulator   {BOARD} on {server.address} (PYNQ_REMOTE_DEVICES={server.config.host})")
         command = [sys.executable, "-m", "psqs.host", "bench", str(package), "--json", str(out / "run_report.json"),
-                   "--plots", str(out / "plots"), "--repeats", str(BENCH_REPEATS)]
+                   "--plots", str(out / "plots")]
         result = subprocess.run(command, env=client_env(server.config.host, out / "pynq_client"), check=False)
     finally:
         server.stop()

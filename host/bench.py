@@ -181,41 +181,37 @@ def write_plots(report: dict, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     batches = report["batches"]
     sizes = [b["batch_size"] for b in batches]
+    name = report["package"]["name"]
+
+    def latency(ax):
+        for key, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^:")):
+            ax.plot(sizes, [b["latency_ms"][key] for b in batches], style, label=key)
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="host latency per call [ms]",
+               title=f"{name}: latency")
+
+    def throughput(ax):
+        ax.plot(sizes, [b["throughput_per_s"] for b in batches], "o-", label="host (p50 call)")
+        fabric = [(b["batch_size"], b["batch_size"] / (b["fabric_last_transfer"]["transfer_ns"] * 1e-9))
+                  for b in batches if b["chunks"] == 1 and b["fabric_last_transfer"]["measured"]]
+        ax.plot(*zip(*fabric), "s--", label="fabric (probe)")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="inferences / s", title=f"{name}: throughput")
+
+    def histogram(ax):
+        every = np.concatenate([b["latencies_ms"] for b in batches])
+        bins = np.geomspace(max(every.min(), 1e-3), every.max() * 1.0001, 60)
+        for b in batches:
+            ax.hist(b["latencies_ms"], bins=bins, histtype="stepfilled", alpha=0.6, label=f"batch {b['batch_size']}")
+        ax.set(xscale="log", xlabel="host latency per call [ms]", ylabel="calls", title=f"{name}: latency histogram")
+
     written = []
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^:")):
-        ax.plot(sizes, [b["latency_ms"][key] for b in batches], style, label=key)
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="host latency per call [ms]",
-           title=f"{report['package']['name']}: latency")
-    ax.legend()
-    written.append(directory / "latency_vs_batch.png")
-    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(sizes, [b["throughput_per_s"] for b in batches], "o-", label="host (p50 call)")
-    fabric = [b["batch_size"] / (b["fabric_last_transfer"]["transfer_ns"] * 1e-9)
-              if b["chunks"] == 1 and b["fabric_last_transfer"]["measured"] else None for b in batches]
-    ax.plot([s for s, f in zip(sizes, fabric) if f], [f for f in fabric if f], "s--", label="fabric (probe)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="inferences / s",
-           title=f"{report['package']['name']}: throughput")
-    ax.legend()
-    written.append(directory / "throughput_vs_batch.png")
-    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for b in batches:
-        ms = np.asarray(b["latencies_ms"])
-        bins = np.geomspace(max(ms.min(), 1e-3), ms.max() * 1.0001, 30)
-        ax.hist(ms, bins=bins, histtype="step", label=f"batch {b['batch_size']}")
-    ax.set(xscale="log", xlabel="host latency per call [ms]", ylabel="calls",
-           title=f"{report['package']['name']}: latency histogram")
-    ax.legend(fontsize="small")
-    written.append(directory / "latency_histogram.png")
-    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    for filename, draw in (("latency_vs_batch.png", latency), ("throughput_vs_batch.png", throughput),
+                           ("latency_histogram.png", histogram)):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        draw(ax)
+        ax.legend(fontsize="small")
+        written.append(directory / filename)
+        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+        plt.close(fig)
     return written
 
 

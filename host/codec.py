@@ -40,21 +40,25 @@ def pack(layout: StreamLayout, codes: np.ndarray) -> np.ndarray:
     return out.reshape(-1).view(np.uint8)
 
 
-def unpack(layout: StreamLayout, data: np.ndarray) -> np.ndarray:
-    """Codes (int64, n x layout.values) from beat bytes; the field's low ``width`` bits count."""
+def _field_codes(layout: StreamLayout, data: np.ndarray) -> np.ndarray:
+    """Codes (n x values, in the field's integer type), sign-/zero-extended from the format's
+    width: only the low ``width`` bits of a field count, whatever the hardware put above them."""
     raw = np.frombuffer(np.ascontiguousarray(data), dtype=_field_dtype(layout))
     fields = layout.beats_per_sample * layout.values_per_beat
     if raw.size % fields:
         raise ValueError(f"{np.asarray(data).size} bytes is not a whole number of "
                          f"{layout.bytes_per_sample}-byte samples")
-    codes = raw.reshape(-1, fields)[:, :layout.values].astype(np.int64)
-    width = layout.format.width
-    if width < layout.field_bits:
-        codes &= (1 << width) - 1
-        if layout.format.signed:
-            sign = 1 << (width - 1)
-            codes = (codes ^ sign) - sign
+    codes = raw.reshape(-1, fields)[:, :layout.values]
+    spare = layout.field_bits - layout.format.width
+    if spare:
+        codes = np.left_shift(codes, spare)
+        codes >>= spare                      # arithmetic for signed fields, logical for unsigned
     return codes
+
+
+def unpack(layout: StreamLayout, data: np.ndarray) -> np.ndarray:
+    """Codes (int64, n x layout.values) from beat bytes; the field's low ``width`` bits count."""
+    return _field_codes(layout, data).astype(np.int64)
 
 
 def decode(layout: StreamLayout, codes: np.ndarray) -> np.ndarray:
@@ -100,8 +104,9 @@ class FeatureEncoder:
         for start in range(0, n, self.BLOCK_ROWS):
             x = X[start:start + self.BLOCK_ROWS]
             t = self._scratch[:x.shape[0]]
-            np.subtract(x, self.mean, out=t)
-            np.divide(t, self.divisor, out=t)
+            t[...] = x                       # one float64 conversion, then in-place arithmetic
+            t -= self.mean
+            t /= self.divisor
             np.rint(t, out=t)
             if t.min() < self.lo or t.max() > self.hi:
                 saturated += int(np.count_nonzero(t < self.lo) + np.count_nonzero(t > self.hi))
@@ -112,4 +117,5 @@ class FeatureEncoder:
 
 def decode_bytes(layout: StreamLayout, data: np.ndarray, n: int) -> np.ndarray:
     """Real values (float64, n x values) of the first n samples in a byte buffer."""
-    return decode(layout, unpack(layout, np.asarray(data)[:n * layout.bytes_per_sample]))
+    codes = _field_codes(layout, np.asarray(data)[:n * layout.bytes_per_sample])
+    return np.multiply(codes, layout.format.lsb, dtype=np.float64)

@@ -39,6 +39,40 @@ typedef ap_axiu<PSQS_IN_BUS_BITS, $side_bits, $side_bits, $side_bits> psqs_in_be
 typedef ap_axiu<PSQS_OUT_BUS_BITS, $side_bits, $side_bits, $side_bits> psqs_out_beat_t;
 #endif
 
+// One input beat's values into a sample (x: an array or an hls4ml nnet::array); only the low
+// PSQS_IN_WIDTH bits of each field count.
+template <class A> inline void psqs_unpack_beat(const psqs_in_beat_t &beat, unsigned b, A &x) {
+    for (unsigned k = 0; k < PSQS_IN_PER_BEAT; k++) {
+        #pragma HLS UNROLL
+        unsigned i = b * PSQS_IN_PER_BEAT + k;
+        if (i < PSQS_IN_VALUES) {
+            x[i].range(PSQS_IN_WIDTH - 1, 0) =
+                beat.data.range(k * PSQS_IN_FIELD + PSQS_IN_WIDTH - 1, k * PSQS_IN_FIELD);
+        }
+    }
+}
+
+// Output beat b of a sample (y: an array or an nnet::array), each value sign/zero-extended to its
+// field, unused fields zero, TKEEP all ones.
+template <class A> inline psqs_out_beat_t psqs_pack_beat(const A &y, unsigned b, bool last) {
+    psqs_out_beat_t beat;
+    beat.data = 0;
+    for (unsigned k = 0; k < PSQS_OUT_PER_BEAT; k++) {
+        #pragma HLS UNROLL
+        unsigned i = b * PSQS_OUT_PER_BEAT + k;
+        if (i < PSQS_OUT_VALUES) {
+            ap_${out_int}<PSQS_OUT_WIDTH> code;
+            code.range(PSQS_OUT_WIDTH - 1, 0) = y[i].range(PSQS_OUT_WIDTH - 1, 0);
+            ap_${out_int}<PSQS_OUT_FIELD> field = code;
+            beat.data.range(k * PSQS_OUT_FIELD + PSQS_OUT_FIELD - 1, k * PSQS_OUT_FIELD) = field;
+        }
+    }
+    beat.keep = -1;
+    beat.strb = -1;
+    beat.last = last;
+    return beat;
+}
+
 void ${top}(hls::stream<psqs_in_beat_t> &in, hls::stream<psqs_out_beat_t> &out);
 
 #endif

@@ -10,14 +10,7 @@ static void psqs_unpack(hls::stream<psqs_in_beat_t> &in, hls::stream<input_t> &x
         #pragma HLS PIPELINE II=1
         psqs_in_beat_t beat = in.read();
         last = last || beat.last;
-        for (unsigned k = 0; k < PSQS_IN_PER_BEAT; k++) {
-            #pragma HLS UNROLL
-            unsigned i = b * PSQS_IN_PER_BEAT + k;
-            if (i < PSQS_IN_VALUES) {
-                sample[i].range(PSQS_IN_WIDTH - 1, 0) =
-                    beat.data.range(k * PSQS_IN_FIELD + PSQS_IN_WIDTH - 1, k * PSQS_IN_FIELD);
-            }
-        }
+        psqs_unpack_beat(beat, b, sample);
     }
     x.write(sample);
     last_q.write(last);
@@ -28,22 +21,7 @@ static void psqs_pack(hls::stream<result_t> &y, hls::stream<bool> &last_q, hls::
     bool last = last_q.read();
     for (unsigned b = 0; b < PSQS_OUT_BEATS; b++) {
         #pragma HLS PIPELINE II=1
-        psqs_out_beat_t beat;
-        beat.data = 0;
-        for (unsigned k = 0; k < PSQS_OUT_PER_BEAT; k++) {
-            #pragma HLS UNROLL
-            unsigned i = b * PSQS_OUT_PER_BEAT + k;
-            if (i < PSQS_OUT_VALUES) {
-                ap_${out_int}<PSQS_OUT_WIDTH> code;
-                code.range(PSQS_OUT_WIDTH - 1, 0) = sample[i].range(PSQS_OUT_WIDTH - 1, 0);
-                ap_${out_int}<PSQS_OUT_FIELD> field = code;  // sign/zero extension to the field
-                beat.data.range(k * PSQS_OUT_FIELD + PSQS_OUT_FIELD - 1, k * PSQS_OUT_FIELD) = field;
-            }
-        }
-        beat.keep = -1;
-        beat.strb = -1;
-        beat.last = last && (b == PSQS_OUT_BEATS - 1);
-        out.write(beat);
+        out.write(psqs_pack_beat(sample, b, last && b == PSQS_OUT_BEATS - 1));
     }
 }
 
