@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from psqs.deploy.emulator.cli import add_parser as add_emulate_parser
 
+    from psqs.hls.rtl.cli import add_parser as add_rtl_parser
+
+    add_rtl_parser(sub)
     add_build_parser(sub)
     add_emulate_parser(sub)
 

@@ -28,6 +28,7 @@ from functools import cached_property
 from psqs.board_configs import Board
 from psqs.host import stream_probe_regs as regs
 from psqs.overlays.ip import stream_probe
+from psqs.overlays.ip.ipxact import SPIRIT
 from psqs.overlays.ip.stream_probe import ipxact
 
 from .interfaces import Interface, ScalarPin, axi_full, axi_lite, axis
@@ -230,10 +231,10 @@ def _probe_block() -> tuple[str, int]:
     import xml.etree.ElementTree as ET
 
     path = stream_probe.ip_repo_dir() / "component.xml"
-    block = ET.parse(path).getroot().find(f".//{{{ipxact.SPIRIT}}}addressBlock")
+    block = ET.parse(path).getroot().find(f".//{{{SPIRIT}}}addressBlock")
     if block is None:
         raise DesignError(f"{path}: no addressBlock")
-    return block.findtext(f"{{{ipxact.SPIRIT}}}name"), int(block.findtext(f"{{{ipxact.SPIRIT}}}range"))
+    return block.findtext(f"{{{SPIRIT}}}name"), int(block.findtext(f"{{{SPIRIT}}}range"))
 
 
 def _probe(name: str, model: ModelIp) -> Cell:

@@ -193,7 +193,7 @@ def _rtl(path: Path) -> ModelIp:
         cell=f"{vlnv.split(':')[2]}_0",
         input=_stream(ip["input"], contract.input.bus_bits, False, f"{ip['input']}_", False),
         output=_stream(ip["output"], contract.output.bus_bits, True, f"{ip['output']}_", False),
-        clock_pin=ip["clock"], reset_pin=ip["reset"], part=ip.get("part"),
+        clock_pin=ip["clock"], reset_pin=ip["reset"], part=manifest["ip"].get("part"),
         clock_period_ns=float(ip["clock_period_ns"]),
         emulation_files=tuple((f, f"emulation/{f}") for f in emulated),
         emulation_model={"kind": "rtl", "library": f"emulation/{emulation['library']}",

@@ -12,9 +12,10 @@ import pytest
 
 from psqs.host import stream_probe_regs as regs
 from psqs.overlays.ip import stream_probe as ip
+from psqs.overlays.ip.ipxact import SPIRIT
 from psqs.overlays.ip.stream_probe import ipxact
 
-S = f"{{{ipxact.SPIRIT}}}"
+S = f"{{{SPIRIT}}}"
 HDL = (ip.IP_DIR / "hdl" / "stream_probe.v").read_text()
 
 
