@@ -160,14 +160,15 @@ def test_transfer_results_timing_and_probe(fake_library, tmp_path):
 
 def test_rtl_cycle_counts_replace_the_latency(tmp_path):
     """With psqs_cycles() the simulated cycles of each push time it: the stand-in "RTL" takes
-    beats + 30 cycles, so 10 samples (80 beats) end 110 cycles after their first beat."""
+    beats + 30 cycles, so 10 samples (80 beats) take 110 clock edges, the first accepting the first
+    input beat and the last handing over the last output beat, 109 cycles later."""
     rig = Rig(build_fake_library(tmp_path / "rtl", cycles=True), tmp_path, rtl=True)
     src, dst = rig.buffer(samples(10).tobytes()), rig.buffer(10 * 20)
     rig.start(D.S2MM, dst)
     rig.start(D.MM2S, src)
     rig.wait(1000)
-    assert rig.probe_reg("LAST_TRANSFER_TIME") == 110
-    assert rig.probe_reg("LAST_LATENCY") == 110 - 9 * TIMING.period - (TIMING.out_beats - 1)
+    assert rig.probe_reg("LAST_TRANSFER_TIME") == 109
+    assert rig.probe_reg("LAST_LATENCY") == 109 - 9 * TIMING.period - (TIMING.out_beats - 1)
 
 
 def test_late_receive_side_shows_in_latency(fake_library, tmp_path):

@@ -109,11 +109,15 @@ def production_times(timing: StreamTiming, sample_ends: np.ndarray, extra_delay:
 
 def measured_production_times(timing: StreamTiming, first_beat: int, sample_ends: np.ndarray,
                               cycles: int, extra_delay: int = 0) -> np.ndarray:
-    """Output beat cycles when an RTL simulation measured ``cycles`` for the whole push."""
+    """Output beat cycles when an RTL simulation measured ``cycles`` for the whole push.
+
+    The simulation's first clock edge accepts the first input beat (at ``first_beat``) and its
+    last edge hands over the last output beat, so that beat leaves at ``first_beat + cycles - 1``.
+    """
     k, ob = sample_ends.size, timing.out_beats
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    last_sample_first = first_beat + cycles - (ob - 1)
+    last_sample_first = first_beat + cycles - 1 - (ob - 1)
     first = last_sample_first - timing.period * np.arange(k - 1, -1, -1, dtype=np.int64)
     first = np.maximum(first, sample_ends + 1) + extra_delay
     return (first[:, None] + np.arange(ob, dtype=np.int64)[None, :]).reshape(-1)
