@@ -116,6 +116,18 @@ def test_injected_faults_give_the_documented_error_and_the_next_call_succeeds(pa
     assert result["second_exact"]
 
 
+def test_chunks_smaller_than_the_batch_stream_back_to_back(package, emulator, tmp_path):
+    """Double buffering across many chunks: the answers stay exact and in order."""
+    result = run_client("""
+        from psqs.host.accelerator import Accelerator
+        acc = Accelerator(sys.argv[1], chunk_samples=700)
+        vectors = acc.package.test_vectors()
+        logits, timing = acc.timed_predict(vectors["X"][:5000])
+        emit(exact=bool(np.array_equal(logits, vectors["csim_logits"][:5000])), chunks=timing.chunks)
+    """, emulator.config.host, tmp_path, args=(package,))
+    assert result == {"exact": True, "chunks": 8}
+
+
 def test_input_errors_are_named_before_anything_is_sent(package, emulator, tmp_path):
     result = run_client("""
         from psqs.host.accelerator import Accelerator, InputError
