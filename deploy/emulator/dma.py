@@ -31,6 +31,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The register map of the host's driver: the driver and this model cannot disagree on it.
+from psqs.host.dma import ADDR_HI as ADDR_MSB
+from psqs.host.dma import ADDR_LO as ADDR
+from psqs.host.dma import CR_RESET as RESET
+from psqs.host.dma import CR_RUN as RS
+from psqs.host.dma import DMACR, DMASR, LENGTH, MM2S, S2MM  # noqa: F401  (MM2S: channel base, public here)
+from psqs.host.dma import SR_DECODE_ERROR as DEC_ERR
+from psqs.host.dma import SR_HALTED as HALTED
+from psqs.host.dma import SR_IDLE as IDLE
+from psqs.host.dma import SR_INTERNAL_ERROR as INT_ERR
+from psqs.host.dma import SR_IOC as IOC_IRQ
+from psqs.host.dma import SR_SLAVE_ERROR as SLV_ERR
+
 from .clock import CycleClock
 from .errors import BusError
 from .faults import Fault
@@ -39,16 +52,10 @@ from .stream import ModelStream
 
 log = logging.getLogger(__name__)
 
-MM2S, S2MM = 0x00, 0x30
-DMACR, DMASR, ADDR, ADDR_MSB, LENGTH = 0x00, 0x04, 0x18, 0x1C, 0x28
-
-RS, RESET = 1 << 0, 1 << 2
 DMACR_RESERVED_ONE = 1 << 1
 DMACR_WRITABLE = RS | (1 << 3) | (1 << 4) | (0x7 << 12) | (0xFF << 16) | (0xFF << 24)
 DMACR_RESET_VALUE = (1 << 16) | DMACR_RESERVED_ONE     # IRQThreshold = 1
-HALTED, IDLE = 1 << 0, 1 << 1
-INT_ERR, SLV_ERR, DEC_ERR = 1 << 4, 1 << 5, 1 << 6
-IOC_IRQ, DLY_IRQ, ERR_IRQ = 1 << 12, 1 << 13, 1 << 14
+DLY_IRQ, ERR_IRQ = 1 << 13, 1 << 14
 BUS_ERROR_BITS = {"decode": DEC_ERR, "slave": SLV_ERR}
 
 
