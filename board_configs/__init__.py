@@ -56,6 +56,8 @@ class Board:
     fclk: int                        # PL clock driving the design
     fclk_mhz: float
     fclk_defaults_mhz: tuple[float, ...]
+    ps_ref_mhz: float                # PS reference clock (PS_CLK / PSS_REF_CLK) of the board
+    io_pll_fbdiv: int                # IO PLL multiplier the board preset programs
     clock_names: dict[str, str] = field(hash=False)
     ddr_base: int                    # physical DDR window DMA buffers can be allocated in
     ddr_size: int
@@ -71,6 +73,12 @@ class Board:
         if key not in self.clock_names:
             raise KeyError(f"{self.name}: no clock name {key!r}; known: {', '.join(self.clock_names)}")
         return self.clock_names[key].format(n=self.fclk if n is None else n)
+
+    @property
+    def io_pll_mhz(self) -> float:
+        """The IO PLL the PL clocks divide: the reference times the multiplier, over the family's
+        fixed post-divider (UG1085: DIV2 on ZynqMP)."""
+        return self.ps_ref_mhz * self.io_pll_fbdiv / FAMILIES[self.family]["io_pll_post_div"]
 
     @property
     def fclk_port(self) -> str:
@@ -138,6 +146,7 @@ def _parse(path: Path) -> Board:
         pl_slave_base=ps["pl_slave_base"], pl_slave_size=ps["pl_slave_size"],
         fclk=clocks["fclk"], fclk_mhz=float(clocks["fclk_mhz"]),
         fclk_defaults_mhz=tuple(float(f) for f in clocks["defaults_mhz"]),
+        ps_ref_mhz=float(clocks["ps_ref_mhz"]), io_pll_fbdiv=clocks["io_pll_fbdiv"],
         clock_names=dict(clocks["names"]),
         ddr_base=ddr["base"], ddr_size=ddr["size"],
         resources=dict(data["resources"]), notes=data.get("notes", ""), source=path)

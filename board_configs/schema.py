@@ -31,6 +31,9 @@ FAMILIES: dict[str, dict] = {
         "clock_port": "FCLK_CLK{n}",
         "timing_clock": "clk_fpga_{n}",
         "param_prefix": "PCW_",
+        # UG585 "PLL frequency control settings": IO PLL = PS_CLK x PLL_FDIV, PLL_FDIV 13..66
+        "io_pll_fbdiv": (13, 66),
+        "io_pll_post_div": 1,
     },
     "zynquplus": {
         "ps": "zynq_ultra_ps_e",
@@ -51,6 +54,10 @@ FAMILIES: dict[str, dict] = {
         "clock_port": "pl_clk{n}",
         "timing_clock": "clk_pl_{n}",
         "param_prefix": "PSU__",
+        # UG1085 PLL control: IOPLL = PSS_REF_CLK x FBDIV (25..125) / 2, with DIV2 = 1 as in every
+        # handoff seen (ZCU104, KV260, RFSoC)
+        "io_pll_fbdiv": (25, 125),
+        "io_pll_post_div": 2,
     },
 }
 
@@ -88,6 +95,7 @@ def _family_rules(family: str, facts: dict) -> dict:
                                "x-hex": True}}}}
         for port, (base, size) in facts["gp_ports"].items()]
     prefix = facts["param_prefix"]
+    fbdiv_min, fbdiv_max = facts["io_pll_fbdiv"]
     param = _str(rf"^{prefix}[A-Z0-9_]*\{{n\}}[A-Z0-9_]*$",
                  f"a {facts['ps']} parameter name starting with {prefix} and containing {{n}}")
     return {
@@ -107,10 +115,14 @@ def _family_rules(family: str, facts: dict) -> dict:
                 "gp_data_width": {"enum": facts["gp_widths"],
                                   "x-expect": f"one of {facts['gp_widths']} bits"}},
                 "allOf": gp_windows},
-            "clocks": {"properties": {"names": {"properties": {
-                "port": const(facts["clock_port"], repr(facts["clock_port"])),
-                "timing_clock": const(facts["timing_clock"], repr(facts["timing_clock"])),
-                **{key: param for key in HWH_CLOCK_PARAMS}}}}},
+            "clocks": {"properties": {
+                "io_pll_fbdiv": {"type": "integer", "minimum": fbdiv_min, "maximum": fbdiv_max,
+                                 "x-expect": f"an integer in {fbdiv_min}..{fbdiv_max} "
+                                             f"(the {family} IO PLL multiplier)"},
+                "names": {"properties": {
+                    "port": const(facts["clock_port"], repr(facts["clock_port"])),
+                    "timing_clock": const(facts["timing_clock"], repr(facts["timing_clock"])),
+                    **{key: param for key in HWH_CLOCK_PARAMS}}}}},
             "ddr": {"properties": {
                 "size": {"maximum": facts["ddr_end"], "x-hex": True,
                          "x-expect": f"at most {facts['ddr_end']:#x} (the {family} DDR window)"}}},
@@ -148,6 +160,8 @@ def build_schema() -> dict:
             "fclk": {"type": "integer", "minimum": 0, "maximum": 3,
                      "x-expect": "a PL clock index 0..3"},
             "fclk_mhz": mhz,
+            "ps_ref_mhz": mhz,
+            "io_pll_fbdiv": _count(1),
             "defaults_mhz": {"type": "array", "items": mhz, "minItems": 4, "maxItems": 4,
                              "x-expect": "a list of 4 frequencies in MHz (PL clocks 0..3)"},
             "names": _obj({key: {"type": "string", "pattern": r"\{n\}",

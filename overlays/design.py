@@ -28,7 +28,7 @@ from functools import cached_property
 from psqs.board_configs import Board
 from psqs.host import stream_probe_regs as regs
 from psqs.overlays.ip import stream_probe
-from psqs.overlays.ip.ipxact import SPIRIT
+from psqs.hls.ipxact import SPIRIT
 from psqs.overlays.ip.stream_probe import ipxact
 
 from .interfaces import Interface, ScalarPin, axi_full, axi_lite, axis

@@ -13,9 +13,9 @@ hard IPs that do not vary per board and live here:
   widths (``C_MAXIGP<k>_DATA_WIDTH``, ``C_SAXIGP<k>_DATA_WIDTH``) into the SLCR/AFIFM registers.
 
 The divisors are those pynq's own ``Clocks`` would program for the frequency (the last divisor
-pair, in pynq's table, whose product is nearest PLL / f) from the PLL the real handoffs use:
-the Zynq-7000 IO PLL at 1000 MHz (PYNQ-Z1/Z2: 50 MHz PS_CLK x 20) and the ZynqMP IOPLL at
-1500 MHz (33.333 MHz PSS_REF_CLK x 90 / 2). Vivado may pick another pair for the same product
+pair, in pynq's table, whose product is nearest PLL / f) from the board's IO PLL
+(``clocks.ps_ref_mhz`` x ``clocks.io_pll_fbdiv`` in the board file: 1000 MHz on PYNQ-Z2 and
+KV260, 1500 MHz on ZCU104). Vivado may pick another pair for the same product
 (the PYNQ-Z2 handoff has 5 x 2 where pynq picks 10 x 1); the frequency is what pynq uses.
 """
 from __future__ import annotations
@@ -100,13 +100,15 @@ _DIV_PRODUCTS = {i * j: (i, j) for i in range(1, _DIVISOR_MAX + 1) for j in rang
 
 _FAMILY = {
     "zynq": {"cell": "processing_system7_0", "vlnv": "xilinx.com:ip:processing_system7:5.5",
-             "modtype": "processing_system7", "short": "ps7", "pll": "IO PLL", "pll_mhz": 1000.0,
+             "modtype": "processing_system7", "short": "ps7", "pll": "IO PLL",
+             "ref_param": "PCW_CRYSTAL_PERIPHERAL_FREQMHZ", "fbdiv_param": "PCW_IOPLL_CTRL_FBDIV",
              "rule": "xilinx.com:bd_rule:processing_system7",
              "rule_config": ('make_external "FIXED_IO, DDR" apply_board_preset "1" '
                              'Master "Disable" Slave "Disable"')},
     # zynq_ultra_ps_e 3.5 is the version of Vivado 2023.1 and later (the KV260 and ZCU104 handoffs)
     "zynquplus": {"cell": "zynq_ultra_ps_e_0", "vlnv": "xilinx.com:ip:zynq_ultra_ps_e:3.5",
-                  "modtype": "zynq_ultra_ps_e", "short": "ps8", "pll": "IOPLL", "pll_mhz": 1500.0,
+                  "modtype": "zynq_ultra_ps_e", "short": "ps8", "pll": "IOPLL",
+                  "ref_param": "PSU__PSS_REF_CLK__FREQMHZ", "fbdiv_param": "PSU__CRL_APB__IOPLL_CTRL__FBDIV",
                   "rule": "xilinx.com:bd_rule:zynq_ultra_ps_e", "rule_config": 'apply_board_preset "1"'},
 }
 
@@ -156,8 +158,14 @@ def divisors(pll_mhz: float, mhz: float) -> tuple[int, int]:
     return _DIV_PRODUCTS[product]
 
 
-def _clocks(board: Board, pll: str, pll_mhz: float) -> tuple[PlClock, ...]:
-    clocks = []
+def _pll_parameters(board: Board, family: dict) -> dict[str, str]:
+    """The reference clock and IO PLL multiplier as the PS cell records them in the .hwh."""
+    return {family["ref_param"]: f"{board.ps_ref_mhz:.6f}".rstrip("0").rstrip("."),
+            family["fbdiv_param"]: str(board.io_pll_fbdiv)}
+
+
+def _clocks(board: Board, pll: str) -> tuple[PlClock, ...]:
+    pll_mhz, clocks = board.io_pll_mhz, []
     for n, default in enumerate(board.fclk_defaults_mhz):
         requested = board.fclk_mhz if n == board.fclk else default
         d0, d1 = divisors(pll_mhz, requested)
@@ -200,12 +208,12 @@ def _zynq(board: Board) -> ProcessingSystem:
                    axi_full(32, board.hp_data_width, id_width=6, axi3=True),
                    prefix=f"{board.hp_port}_", upper=True, address_block=f"HP{hp_n}_DDR_LOWOCM",
                    block_range=board.ddr_size)
-    clocks = _clocks(board, f["pll"], f["pll_mhz"])
+    clocks = _clocks(board, f["pll"])
     config = {f"PCW_USE_M_AXI_GP{gp_n}": "1", f"PCW_USE_S_AXI_HP{hp_n}": "1",
               f"PCW_S_AXI_HP{hp_n}_DATA_WIDTH": str(board.hp_data_width),
               board.clock_name("freq_mhz"): f"{board.fclk_mhz:g}",
               f"PCW_EN_CLK{n}_PORT": "1", f"PCW_EN_RST{n}_PORT": "1"}
-    params = {"PCW_CRYSTAL_PERIPHERAL_FREQMHZ": "50", "PCW_IOPLL_CTRL_FBDIV": "20"}
+    params = _pll_parameters(board, f)
     for k in range(2):
         used = "1" if k == gp_n else "0"
         params[f"C_USE_M_AXI_GP{k}"] = used
@@ -243,7 +251,7 @@ def _zynquplus(board: Board) -> ProcessingSystem:
                    axi_full(49, board.hp_data_width, id_width=6, axi3=False),
                    prefix=f"saxigp{hp_k}_", upper=False, address_block=f"{hp_short}_DDR_LOW",
                    block_range=board.ddr_size)
-    clocks = _clocks(board, f["pll"], f["pll_mhz"])
+    clocks = _clocks(board, f["pll"])
     # board presets enable HPM0 and HPM1; an unused master would need a clock of its own
     config = {f"PSU__USE__M_AXI_GP{k}": "1" if k == gp_k else "0" for k in sorted(_ZU_DEFAULT_MAXIGP)}
     config.update({f"PSU__MAXIGP{gp_k}__DATA_WIDTH": str(board.gp_data_width),
@@ -251,8 +259,7 @@ def _zynquplus(board: Board) -> ProcessingSystem:
                    f"PSU__SAXIGP{hp_k}__DATA_WIDTH": str(board.hp_data_width),
                    board.clock_name("freq_mhz"): f"{board.fclk_mhz:g}",
                    board.clock_name("enable"): "1"})
-    params = {"PSU__PSS_REF_CLK__FREQMHZ": "33.333333", "PSU__CRL_APB__IOPLL_CTRL__FBDIV": "90",
-              "PSU__CRL_APB__IOPLL_CTRL__DIV2": "1"}
+    params = {**_pll_parameters(board, f), "PSU__CRL_APB__IOPLL_CTRL__DIV2": "1"}
     for k, default in _ZU_DEFAULT_MAXIGP.items():
         width = str(board.gp_data_width if k == gp_k else default)
         params.update({f"C_MAXIGP{k}_DATA_WIDTH": width, f"PSU__MAXIGP{k}__DATA_WIDTH": width,

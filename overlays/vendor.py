@@ -20,7 +20,7 @@ from pathlib import Path
 from psqs.board_configs import Board
 from psqs.hls import vendor as hls_vendor
 
-from .fit import overflows
+from psqs.board_configs.fit import overflows
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from psqs.board_configs import Board, BoardConfigError, board_names, load_board
+from psqs.overlays.ps import processing_system
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PSQS_SHARED", REPO.parent / "shared"))
@@ -128,6 +129,10 @@ def _drop(*keys):
      r"^pynq-z2\.yaml: clocks\.defaults_mhz: must be a list of 4"),
     (_set("clocks", "names", "enable", "PSU__FPGA_PL{n}_ENABLE"),
      r"^pynq-z2\.yaml: clocks\.names\.enable: must be a processing_system7 parameter name"),
+    (_set("clocks", "io_pll_fbdiv", 90),
+     r"^pynq-z2\.yaml: clocks\.io_pll_fbdiv: must be an integer in 13\.\.66 \(the zynq IO PLL multiplier\), "
+     r"got 90$"),
+    (_drop("clocks", "ps_ref_mhz"), r"^pynq-z2\.yaml: clocks\.ps_ref_mhz: required field is missing$"),
     (_set("arch", "aarch64"),
      r"^pynq-z2\.yaml: arch: must be 'armv7l' for family zynq, got 'aarch64'$"),
     (_set("ddr", "base", 0x3000_0000),
@@ -218,6 +223,8 @@ class Hwh:
 # S_AXI_HP0_FPD is the PS's S_AXI_GP2, M_AXI_HPM0_FPD its M_AXI_GP0).
 WIDTH_PARAMS = {"S_AXI_HP0": "C_S_AXI_HP0_DATA_WIDTH", "S_AXI_HP0_FPD": "PSU__SAXIGP2__DATA_WIDTH",
                 "M_AXI_HPM0_FPD": "PSU__MAXIGP0__DATA_WIDTH"}
+REF_PARAMS = {"zynq": ("PCW_CRYSTAL_PERIPHERAL_FREQMHZ", "PCW_IOPLL_CTRL_FBDIV"),
+              "zynquplus": ("PSU__PSS_REF_CLK__FREQMHZ", "PSU__CRL_APB__IOPLL_CTRL__FBDIV")}
 HWH_ARCH = {"zynq": {"zynq"}, "zynquplus": {"zynquplus", "zynquplusRFSOC"}}
 
 
@@ -248,6 +255,12 @@ def test_board_agrees_with_real_hwh(path, name):
     for n, default in enumerate(board.fclk_defaults_mhz):
         if n != board.fclk:
             assert float(hwh.params[board.clock_name("freq_mhz", n)]) == default
+    # the IO PLL the PL clocks divide: reference clock and multiplier, and the clock they give
+    ref, fbdiv = REF_PARAMS[board.family]
+    assert float(hwh.params[ref]) == pytest.approx(board.ps_ref_mhz, abs=5e-7)   # printed with 6 decimals
+    assert int(hwh.params[fbdiv]) == board.io_pll_fbdiv
+    pl_clock = processing_system(board).clocks[board.fclk]
+    assert pl_clock.actual_mhz == pytest.approx(achieved_mhz, rel=2e-6)
     # ports: data widths, and the AXI-Lite slaves inside the general-purpose master's window
     assert int(hwh.params[WIDTH_PARAMS[board.hp_port]]) == board.hp_data_width
     if board.gp_port in hwh.buses:

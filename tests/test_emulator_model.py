@@ -343,6 +343,12 @@ def test_pl_clock_follows_the_slcr():
     assert ps.set_pl_clock(0, 0, 0, 50.0) == 50.0
     zu = PsRegisters(load_board("zcu104"), lambda: None)
     assert round(zu.pl_clock_mhz(0), 2) == 100.0
+    crl = zu.blocks[0xFF5E_0000]
+    assert (crl.read32(0x20) >> 8) & 0x7F == 90 and (crl.read32(0xC0) >> 8) & 0x3F == 15
+    kv = PsRegisters(load_board("kv260"), lambda: None)   # the board file's IOPLL: 33.333 x 60 / 2
+    crl = kv.blocks[0xFF5E_0000]
+    assert (crl.read32(0x20) >> 8) & 0x7F == 60 and (crl.read32(0xC0) >> 8) & 0x3F == 10
+    assert kv.pl_clock_mhz(0) == pytest.approx(99.999)
 
 
 def test_cycle_clock_pauses_and_retunes():

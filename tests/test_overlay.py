@@ -111,7 +111,10 @@ def test_ps_parameters_follow_the_board():
     assert (z2.fclk.divisor0, z2.fclk.divisor1, z2.fclk.actual_mhz) == (10, 1, 100.0)
     assert z2.ddr_segment_path == "processing_system7_0/S_AXI_HP0/HP0_DDR_LOWOCM"
     zu = ps.processing_system(load_board("kv260"))
-    assert zu.hwh_parameters["PSU__CRL_APB__PL0_REF_CTRL__ACT_FREQMHZ"] == "100.000000"
+    # KV260's preset runs the IOPLL at 33.333 x 60 / 2 = 999.99 MHz (its real handoff says 99.999001)
+    assert zu.hwh_parameters["PSU__CRL_APB__PL0_REF_CTRL__ACT_FREQMHZ"] == "99.999000"
+    assert (zu.fclk.divisor0, zu.fclk.divisor1) == (10, 1)
+    assert ps.processing_system(load_board("zcu104")).fclk.divisor0 == 15   # IOPLL 1500 MHz
     assert zu.width_parameters == {"C_MAXIGP0_DATA_WIDTH": "128", "C_SAXIGP2_DATA_WIDTH": "128"}
     assert zu.config["PSU__USE__M_AXI_GP1"] == "0"          # the preset's HPM1 would need a clock
     assert zu.gp.physical("ARADDR") == "maxigp0_araddr" and zu.hp.physical("WDATA") == "saxigp2_wdata"

@@ -12,7 +12,7 @@ import pytest
 
 from psqs.host import stream_probe_regs as regs
 from psqs.overlays.ip import stream_probe as ip
-from psqs.overlays.ip.ipxact import SPIRIT
+from psqs.hls.ipxact import SPIRIT
 from psqs.overlays.ip.stream_probe import ipxact
 
 S = f"{{{SPIRIT}}}"

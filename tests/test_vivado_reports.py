@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from psqs.board_configs import load_board
-from psqs.overlays.fit import overflows
+from psqs.board_configs.fit import overflows
 from psqs.overlays.vivado_reports import ReportError, parse_timing_summary, parse_utilization
 
 REPO = Path(__file__).resolve().parents[1]

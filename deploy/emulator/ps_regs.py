@@ -4,11 +4,12 @@ pynq programs the PL clocks itself when it downloads an overlay: on Zynq-7000 it
 and clock-control registers of the SLCR at 0xF8000000 and rewrites the FPGA<n> divisors; on
 ZynqMP it does the same in CRL_APB/CRF_APB and also sets the AXI port widths in FPD/LPD_SLCR and
 the AFIFM blocks. Its arithmetic divides by what it reads, so these registers must hold what the
-board's boot loader leaves there: the PS reference clock pynq assumes (50 MHz on Zynq-7000,
-33.333 MHz on ZynqMP), the PLL multipliers of a PYNQ image (Zynq-7000: IO PLL 1000 MHz, ARM PLL
-1300, DDR PLL 1050, as in the PYNQ-Z2 base design; ZynqMP: IOPLL 1500, RPLL 750, APLL 1200,
-DPLL 1050, VPLL 1500, as on the ZCU104) and PL clock divisors giving the board file's default
-frequencies. Registers nothing reads are plain read-write words that reset to 0.
+board's boot loader leaves there: the IO PLL multiplier of the board file (``clocks.io_pll_fbdiv``,
+the PLL the PL clocks divide), the other PLLs of a PYNQ image (Zynq-7000: ARM PLL 1300 MHz,
+DDR PLL 1050, as in the PYNQ-Z2 base design; ZynqMP: RPLL 750, APLL 1200, DPLL 1050, VPLL 1500,
+as on the ZCU104) and PL clock divisors giving the board file's default frequencies. The fabric
+runs at the board's real reference clock (``clocks.ps_ref_mhz``) times those multipliers; pynq
+itself assumes 50 / 33.333 MHz, as it does on a real board. Registers nothing reads are plain read-write words that reset to 0.
 
 :meth:`PsRegisters.pl_clock_mhz` decodes the frequency the registers currently select, which is
 the clock the emulated fabric runs at.
@@ -65,10 +66,9 @@ class _Zynq7:
 
     BASE = 0xF800_0000
     SIZE = 0x1000
-    REF_MHZ = 50.0
     ARM_PLL, DDR_PLL, IO_PLL, ARM_CLK = 0x100, 0x104, 0x108, 0x120
     FPGA_CLK = (0x170, 0x180, 0x190, 0x1A0)
-    PLL_FDIV = {ARM_PLL: 26, DDR_PLL: 21, IO_PLL: 20}
+    PLL_FDIV = {ARM_PLL: 26, DDR_PLL: 21}        # IO_PLL: the board file's
     SOURCES = (IO_PLL, IO_PLL, ARM_PLL, DDR_PLL)   # FPGA<n>_CLK_CTRL.SRCSEL -> PLL
 
 
@@ -76,10 +76,9 @@ class _ZynqMP:
     """UG1087 CRL_APB / CRF_APB offsets and fields pynq uses (``pynq.ps.ZU_CRL_REGISTERS``)."""
 
     CRL_BASE, CRF_BASE, SIZE = 0xFF5E_0000, 0xFD1A_0000, 0x1_0000
-    REF_MHZ = 33.333
     IOPLL, RPLL, PL_REF = 0x20, 0x30, (0xC0, 0xC4, 0xC8, 0xCC)        # CRL_APB
     APLL, DPLL, VPLL, ACPU = 0x20, 0x2C, 0x38, 0x60                   # CRF_APB
-    CRL_PLLS = {IOPLL: 90, RPLL: 45}
+    CRL_PLLS = {RPLL: 45}                          # IOPLL: the board file's
     CRF_PLLS = {APLL: 72, DPLL: 63, VPLL: 90}
     # FPD_SLCR.AXI_FS / LPD_SLCR.AXI_FS (port widths) and the AFIFM read/write control registers
     AXI_FS = ((0xFD61_0000, 0x5000, 0x0000_0A00), (0xFF41_0000, 0x9000, 0x0000_0200))
@@ -105,9 +104,9 @@ class PsRegisters:
 
     def _build_zynq7(self) -> None:
         z = _Zynq7
-        resets = {reg: fdiv << 12 for reg, fdiv in z.PLL_FDIV.items()}
+        resets = {reg: fdiv << 12 for reg, fdiv in {**z.PLL_FDIV, z.IO_PLL: self.board.io_pll_fbdiv}.items()}
         resets[z.ARM_CLK] = 0x1F00_0200                 # ARM PLL / 2, all CPU clocks active
-        io_mhz = z.REF_MHZ * z.PLL_FDIV[z.IO_PLL]
+        io_mhz = self.board.io_pll_mhz
         for n, reg in enumerate(z.FPGA_CLK):
             d0, d1 = divisors_for(io_mhz, self.board.fclk_defaults_mhz[n])
             resets[reg] = (d1 << 20) | (d0 << 8)        # SRCSEL 0: IO PLL
@@ -115,8 +114,9 @@ class PsRegisters:
 
     def _build_zynqmp(self) -> None:
         z = _ZynqMP
-        crl = {reg: (1 << 16) | (fbdiv << 8) for reg, fbdiv in z.CRL_PLLS.items()}   # DIV2 = 1
-        io_mhz = z.REF_MHZ * z.CRL_PLLS[z.IOPLL] / 2
+        plls = {**z.CRL_PLLS, z.IOPLL: self.board.io_pll_fbdiv}
+        crl = {reg: (1 << 16) | (fbdiv << 8) for reg, fbdiv in plls.items()}          # DIV2 = 1
+        io_mhz = self.board.io_pll_mhz
         for n, reg in enumerate(z.PL_REF):
             d0, d1 = divisors_for(io_mhz, self.board.fclk_defaults_mhz[n])
             crl[reg] = (1 << 24) | (d1 << 16) | (d0 << 8)                          # CLKACT, IOPLL
@@ -137,7 +137,7 @@ class PsRegisters:
             slcr = self.blocks[z.BASE]
             ctrl = slcr.read32(z.FPGA_CLK[n])
             pll = z.SOURCES[_field(ctrl, 4, 2)]
-            return z.REF_MHZ * _field(slcr.read32(pll), 12, 7), _field(ctrl, 8, 6), _field(ctrl, 20, 6)
+            return self.board.ps_ref_mhz * _field(slcr.read32(pll), 12, 7), _field(ctrl, 8, 6), _field(ctrl, 20, 6)
         z = _ZynqMP
         crl, crf = self.blocks[z.CRL_BASE], self.blocks[z.CRF_BASE]
         ctrl = crl.read32(z.PL_REF[n])
@@ -146,7 +146,7 @@ class PsRegisters:
         if _field(ctrl, 24, 1) and _field(ctrl, 0, 3) in plls:           # CLKACT, a valid SRCSEL
             block, reg = plls[_field(ctrl, 0, 3)]
             pll = block.read32(reg)
-            source = z.REF_MHZ * _field(pll, 8, 7) / (2 if _field(pll, 16, 1) else 1)
+            source = self.board.ps_ref_mhz * _field(pll, 8, 7) / (2 if _field(pll, 16, 1) else 1)
         return source, _field(ctrl, 8, 6), _field(ctrl, 16, 6)
 
     def pl_clock_mhz(self, n: int) -> float:

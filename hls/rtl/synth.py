@@ -4,7 +4,7 @@ Without Vivado, yosys' Xilinx flow maps the Verilog to the primitives of the boa
 (LUT1..6, CARRY4/8, flip-flops, distributed RAM, DSP, block RAM) and counts them. The counts are
 an estimate: Vivado optimizes differently and packs LUTs and carries into slices, and yosys gives
 no timing (no Fmax). They are compared with the capacity of the board's part
-(:func:`psqs.overlays.fit.overflows`) so that a network too big for the part is known before any
+(:func:`psqs.board_configs.fit.overflows`) so that a network too big for the part is known before any
 vendor run. The run takes minutes on the full network (``-flatten`` is several times faster than
 the hierarchical flow), so results are cached by content (:mod:`.cache`).
 """
@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from psqs.board_configs import Board
-from psqs.overlays.fit import overflows
+from psqs.board_configs.fit import overflows
 
 from . import cache
 

@@ -4,7 +4,9 @@ Vivado finds an IP through the ``component.xml`` in a directory of ``ip_repo_pat
 instantiates it by VLNV. The file normally comes from the IP Packager GUI; psqs generates it for
 each of its own IPs (the stream probe, the RTL model IP) so that it is reviewable, reproducible
 and in step with the HDL. This module holds the parts every such file shares; each IP's packager
-adds its own ports, parameters and memory maps. Output is deterministic (no dates, no checksums)
+adds its own ports, parameters and memory maps. It lives in stage 2 (``hls``) because the first IP
+packaged is the model itself (:mod:`psqs.hls.rtl.ipxact`); the overlay stage's own IPs import it
+from here, so imports only ever point backwards along the pipeline. Output is deterministic (no dates, no checksums)
 so that committed files can be checked for staleness.
 
 Not verified here: no Vivado on these machines. The structure follows what Vivado 2022.x writes

@@ -1,0 +1,56 @@
+"""The pipeline's import rules, checked on the source so that a shortcut cannot creep in.
+
+Data flows forward only (qap -> hls -> overlays -> host run -> deploy), so code may only import
+earlier stages. Two packages are shared by every stage: ``board_configs`` (configuration as data)
+and ``host``, which defines the I/O contract and fixed-point semantics and must run alone on a
+PYNQ image with numpy and pynq only, so it imports no other psqs package.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ORDER = ["qap", "hls", "overlays", "deploy"]
+SHARED = {"board_configs", "host"}
+#: What a PYNQ image offers the board runtime (pynqmetadata is a dependency of pynq itself);
+#: matplotlib is optional there and its import is guarded.
+BOARD_THIRD_PARTY = {"numpy", "pynq", "pynqmetadata", "matplotlib"}
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """``{module file: absolute module names it imports}`` for one top-level folder."""
+    found = {}
+    for file in sorted((REPO / package).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module)
+        found[str(file.relative_to(REPO))] = names
+    return found
+
+
+def _psqs_packages(names: set[str]) -> set[str]:
+    return {name.split(".")[1] for name in names if name.startswith("psqs.")}
+
+
+@pytest.mark.parametrize("package", ORDER + sorted(SHARED))
+def test_imports_point_backwards_along_the_pipeline(package):
+    allowed = {package} if package in SHARED else SHARED | set(ORDER[: ORDER.index(package) + 1])
+    wrong = {file: sorted(_psqs_packages(names) - allowed)
+             for file, names in _imports(package).items() if _psqs_packages(names) - allowed}
+    assert not wrong, f"{package} may import only {sorted(allowed)}; found {wrong}"
+
+
+def test_host_needs_only_what_a_pynq_image_has():
+    wrong = {}
+    for file, names in _imports("host").items():
+        third_party = {name.split(".")[0] for name in names} - set(sys.stdlib_module_names) - {"psqs"}
+        if third_party - BOARD_THIRD_PARTY:
+            wrong[file] = sorted(third_party - BOARD_THIRD_PARTY)
+    assert not wrong, f"host must run on a PYNQ image (numpy + pynq): {wrong}"
