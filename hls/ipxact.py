@@ -6,8 +6,8 @@ each of its own IPs (the stream probe, the RTL model IP) so that it is reviewabl
 and in step with the HDL. This module holds the parts every such file shares; each IP's packager
 adds its own ports, parameters and memory maps. It lives in stage 2 (``hls``) because the first IP
 packaged is the model itself (:mod:`psqs.hls.rtl.ipxact`); the overlay stage's own IPs import it
-from here, so imports only ever point backwards along the pipeline. Output is deterministic (no dates, no checksums)
-so that committed files can be checked for staleness.
+from here, so imports only ever point backwards along the pipeline. Output is deterministic (no
+dates, no checksums) so that committed files can be checked for staleness.
 
 Not verified here: no Vivado on these machines. The structure follows what Vivado 2022.x writes
 for a packaged Verilog module.

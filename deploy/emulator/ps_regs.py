@@ -9,7 +9,8 @@ the PLL the PL clocks divide), the other PLLs of a PYNQ image (Zynq-7000: ARM PL
 DDR PLL 1050, as in the PYNQ-Z2 base design; ZynqMP: RPLL 750, APLL 1200, DPLL 1050, VPLL 1500,
 as on the ZCU104) and PL clock divisors giving the board file's default frequencies. The fabric
 runs at the board's real reference clock (``clocks.ps_ref_mhz``) times those multipliers; pynq
-itself assumes 50 / 33.333 MHz, as it does on a real board. Registers nothing reads are plain read-write words that reset to 0.
+itself assumes 50 / 33.333 MHz, as it does on a real board. Registers nothing reads are plain
+read-write words that reset to 0.
 
 :meth:`PsRegisters.pl_clock_mhz` decodes the frequency the registers currently select, which is
 the clock the emulated fabric runs at.
@@ -104,7 +105,8 @@ class PsRegisters:
 
     def _build_zynq7(self) -> None:
         z = _Zynq7
-        resets = {reg: fdiv << 12 for reg, fdiv in {**z.PLL_FDIV, z.IO_PLL: self.board.io_pll_fbdiv}.items()}
+        plls = {**z.PLL_FDIV, z.IO_PLL: self.board.io_pll_fbdiv}
+        resets = {reg: fdiv << 12 for reg, fdiv in plls.items()}
         resets[z.ARM_CLK] = 0x1F00_0200                 # ARM PLL / 2, all CPU clocks active
         io_mhz = self.board.io_pll_mhz
         for n, reg in enumerate(z.FPGA_CLK):

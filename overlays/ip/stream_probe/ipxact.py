@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from psqs.hls.ipxact import (AXIS_SIGNALS, XSI, axis_interface, bus_interface, clock_and_reset, component,
+                             component_name_parameter, el, file_sets, model, port, s, to_text, vendor_extensions)
 from psqs.host import stream_probe_regs as regs
-
-from psqs.hls.ipxact import (AXIS_SIGNALS, XSI, axis_interface, bus_interface, clock_and_reset, component, component_name_parameter,
-                      el, file_sets, model, port, s, to_text, vendor_extensions)
 
 #: Vivado's smallest AXI address segment; the 128-byte register file aliases inside it.
 ADDRESS_BLOCK_RANGE = 4096
