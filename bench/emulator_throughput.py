@@ -17,7 +17,6 @@ import argparse
 import functools
 import json
 import logging
-import random
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,6 @@ from pathlib import Path
 import numpy as np
 from psqs.deploy.emulator import EmulatorConfig, EmulatorServer
 from psqs.deploy.emulator.client_env import client_env
-from psqs.deploy.emulator.server import EmulatorStartError
 from psqs.hls.csim import AxisLibrary
 from psqs.host import codec
 from psqs.host.package import OverlayPackage
@@ -129,16 +127,6 @@ def bare_csim(library: AxisLibrary, data: np.ndarray, repeat: int) -> tuple[list
     return times, out
 
 
-def start(package: Path) -> EmulatorServer:
-    for _ in range(50):
-        host = f"127.0.{random.randrange(1, 255)}.{random.randrange(2, 255)}"
-        try:
-            return EmulatorServer(EmulatorConfig(overlays=[package], host=host)).start()
-        except EmulatorStartError:
-            continue
-    raise RuntimeError("no free loopback address")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--package", type=Path, default=None, help="an emulation overlay package")
@@ -157,7 +145,7 @@ def main() -> None:
         library = bare_library(pkg, scratch)
         csim_times, csim_out = bare_csim(library, data, args.repeat)   # before and after: the machine drifts
         np.save(scratch / "batch.npy", data)
-        server = start(package)
+        server = EmulatorServer.on_free_loopback(EmulatorConfig(overlays=[package]))
         tally = Tally()
         board = server.board
         for name in ("read32", "write32"):

@@ -33,7 +33,6 @@ from psqs.host import stream_probe_regs as regs
 WIDTH_IN = int(os.environ.get("PROBE_DATA_WIDTH_IN", "64"))
 WIDTH_OUT = int(os.environ.get("PROBE_DATA_WIDTH_OUT", "32"))
 DEPTH = int(os.environ.get("PROBE_FIFO_DEPTH", "4"))
-LAT_MASK = (1 << regs.LATENCY_BITS) - 1
 WIDE = [r.name for r in regs.REGISTERS if r.width == 64]
 CTRL = regs.register("CTRL")
 CLEAR, ENABLE = 1 << CTRL.field("CLEAR").lsb, 1 << CTRL.field("ENABLE").lsb

@@ -22,15 +22,23 @@ BOARD_THIRD_PARTY = {"numpy", "pynq", "pynqmetadata", "matplotlib"}
 
 
 def _imports(package: str) -> dict[str, set[str]]:
-    """``{module file: absolute module names it imports}`` for one top-level folder."""
+    """``{module file: absolute module names it imports}`` for one top-level folder.
+
+    Relative imports are resolved against the file's own package (``from ..x import y`` in
+    ``hls/rtl/stage.py`` is ``psqs.hls.x``), and ``from psqs import hls`` counts as ``psqs.hls``.
+    """
     found = {}
     for file in sorted((REPO / package).rglob("*.py")):
+        home = ["psqs", *file.relative_to(REPO).parts[:-1]]     # the package the file is in
         names = set()
         for node in ast.walk(ast.parse(file.read_text(), str(file))):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names.add(node.module)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join([*home[: len(home) - node.level + 1], *([base] if base else [])])
+                names.update(f"{base}.{alias.name}" if base == "psqs" else base for alias in node.names)
         found[str(file.relative_to(REPO))] = names
     return found
 

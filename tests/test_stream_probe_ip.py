@@ -28,7 +28,7 @@ def test_register_map_is_consistent():
     for reg in regs.REGISTERS:
         assert (reg.offset >= regs.WIDE_BASE) == (reg.width == 64)
     assert regs.VLNV == "psqs.org:psqs:stream_probe:1.0"
-    assert regs.register("MIN_LATENCY").reset == regs.NO_LATENCY
+    assert regs.register("MIN_LATENCY").reset == regs.NO_LATENCY == (1 << 48) - 1
     assert regs.register("CONFIG").reset == regs.encode_config(4, 32, 32)
 
 
