@@ -1,12 +1,15 @@
 """Shared fixtures: synthetic jet files for training tests, the shared real rows for loader tests."""
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from psqs.host.artifact import MANIFEST, write_manifest
 from psqs.qap.data import FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,3 +56,15 @@ def shared_vendor() -> Path:
     if not (vendor / "SOURCES.md").is_file():
         pytest.skip(f"shared vendor reports not found under {vendor} (set PSQS_SHARED)")
     return vendor
+
+
+def resign_manifest(directory: Path, edit: Callable[[dict], None] = lambda fields: None) -> Path:
+    """Let ``edit`` change a stage directory's manifest fields, then write the manifest again with
+    its own kind and version and the checksums of the files as they now are, as the stage would:
+    tests use it to make a directory that is consistent but wrong in one chosen way."""
+    manifest = json.loads((directory / MANIFEST).read_text())
+    kind, version = manifest.pop("kind"), manifest.pop("format_version")
+    del manifest["created_utc"], manifest["files"]
+    edit(manifest)
+    write_manifest(directory, kind, version, manifest)
+    return directory

@@ -9,12 +9,13 @@ import stat
 import numpy as np
 import pytest
 
+from conftest import resign_manifest
 from psqs.hls import stage
 from psqs.hls.convert import ConversionError
 from psqs.hls.csim import AxisLibrary
 from psqs.hls.stage import ConvertOptions
 from psqs.host import codec
-from psqs.host.artifact import ArtifactError, read_manifest, write_manifest
+from psqs.host.artifact import ArtifactError, read_manifest
 from psqs.host.contract import IOContract
 from psqs.qap import stage as qap_stage
 from psqs.qap.config import TrainConfig
@@ -101,12 +102,7 @@ def _rewrite_model(model_dir, target, keras_model):
     """A correctly checksummed model directory holding a different Keras model."""
     shutil.copytree(model_dir, target)
     keras_model.save(target / "model.h5", save_format="h5")
-    manifest = json.loads((target / "manifest.json").read_text())
-    for key in ("kind", "format_version", "created_utc", "files"):
-        manifest.pop(key)
-    (target / "manifest.json").unlink()
-    write_manifest(target, "psqs.model", 1, manifest)
-    return target
+    return resign_manifest(target)
 
 
 def test_unsupported_and_inexact_layers_are_named(converted, tmp_path):

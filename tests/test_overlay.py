@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import resign_manifest
 from psqs.board_configs import BoardConfigError, load_board
 from psqs.host.artifact import ArtifactError, write_manifest
 from psqs.host.contract import IOContract, StreamLayout
@@ -211,11 +212,7 @@ def test_rtl_directory_gives_the_same_block_design(tmp_path):
 
 def test_rtl_directory_missing_fields_names_the_shape(tmp_path):
     source = rtl_dir(tmp_path / "rtl")
-    manifest = json.loads((source / "manifest.json").read_text())
-    del manifest["ip"]["clock"]
-    (source / "manifest.json").unlink()
-    write_manifest(source, "psqs.rtl", 1, {k: v for k, v in manifest.items()
-                                           if k not in ("kind", "format_version", "created_utc", "files")})
+    resign_manifest(source, lambda fields: fields["ip"].pop("clock"))
     with pytest.raises(model_ip.ModelIpError, match=r"manifest\.json: missing field 'ip\.clock' \(an RTL "
                                                    r"directory's manifest needs io: .*ip: \{vlnv, repo"):
         model_ip.load(source)

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import resign_manifest
 from psqs.board_configs import board_names, load_board
 from psqs.hls import stage as hls_stage
 from psqs.host import pynq_compat
 from psqs.host import stream_probe_regs as regs
-from psqs.host.artifact import ArtifactError, write_manifest
+from psqs.host.artifact import ArtifactError
 from psqs.host.package import OverlayPackage
 from psqs.overlays import (
     bitfile,
@@ -64,16 +65,13 @@ def retarget(source: Path, dst: Path, board: str, hls=None, io=None) -> Path:
     The other boards of a family share the converted one's bus width and clock, so a conversion
     for them would differ only in the part string; ``hls``/``io`` override manifest fields.
     """
-    shutil.copytree(source, dst)
-    manifest = json.loads((dst / "manifest.json").read_text())
-    fields = {k: v for k, v in manifest.items() if k not in ("kind", "format_version", "created_utc", "files")}
     target = load_board(board)
-    fields["hls"] = {**fields["hls"], "part": target.part, "board": target.name, **(hls or {})}
-    if io:
-        fields["io"] = {**fields["io"], **io}
-    (dst / "manifest.json").unlink()
-    write_manifest(dst, "psqs.hls", 1, fields)
-    return dst
+
+    def edit(fields: dict) -> None:
+        fields["hls"].update(part=target.part, board=target.name, **(hls or {}))
+        fields["io"].update(io or {})
+
+    return resign_manifest(shutil.copytree(source, dst), edit)
 
 
 def _source_for(hls_dirs, board: str, tmp_path: Path) -> Path:

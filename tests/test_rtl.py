@@ -16,12 +16,13 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from conftest import resign_manifest
 from psqs.hls import stage as hls_stage
 from psqs.hls.csim import AxisLibrary
 from psqs.hls.rtl import cli, ipxact, stage, synth, trace
 from psqs.hls.rtl.verilator import RtlLibrary
 from psqs.host import codec
-from psqs.host.artifact import ArtifactError, read_manifest, write_manifest
+from psqs.host.artifact import ArtifactError, read_manifest
 from psqs.host.contract import IOContract
 from psqs.qap import stage as qap_stage
 from psqs.qap.artifact import ModelDir
@@ -219,12 +220,7 @@ def test_rerun_through_the_cli_hits_the_caches(built, tmp_path, capsys):
 
 def test_model_mismatch_and_untraceable_layers_are_named(built, tmp_path):
     hls = shutil.copytree(built["hls"], tmp_path / "hls")
-    manifest = json.loads((hls / "manifest.json").read_text())
-    manifest["model"]["model_sha256"] = "0" * 64
-    for key in ("kind", "format_version", "created_utc", "files"):
-        manifest.pop(key)
-    (hls / "manifest.json").unlink()
-    write_manifest(hls, hls_stage.KIND, hls_stage.FORMAT_VERSION, manifest)
+    resign_manifest(hls, lambda fields: fields["model"].update(model_sha256="0" * 64))
     with pytest.raises(ArtifactError, match=r"model\.h5: sha256 .* is not that of the model"):
         stage.run(hls, tmp_path / "out", stage.RtlOptions(synth=False))
     with pytest.raises(ArtifactError, match="neither an HLS directory"):
