@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from psqs.board_configs import Board
+from psqs.board_configs.schema import RESOURCES
 
 __all__ = ["RESOURCES", "overflows"]
-
-RESOURCES = ("LUT", "FF", "DSP", "BRAM_18K", "URAM")
 
 
 def _used(utilization: Mapping) -> dict[str, float]:

@@ -42,12 +42,10 @@ def cmd_bench(args) -> int:
     config = bench.BenchConfig(batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.warmup)
     with Accelerator(Path(args.package), timeout=args.timeout) as acc:
         report = bench.run(acc, config)
-    if args.json:
-        bench.write_report(report, Path(args.json))
     if args.plots:
         report["plots"] = [str(p) for p in bench.write_plots(report, Path(args.plots))]
-        if args.json:
-            bench.write_report(report, Path(args.json))
+    if args.json:
+        bench.write_report(report, Path(args.json))
     print(bench.summary(report))
     return 0
 

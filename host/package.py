@@ -96,10 +96,6 @@ class OverlayPackage:
         s = self.manifest["model"]["scaler"]
         return np.asarray(s["mean"], np.float64), np.asarray(s["scale"], np.float64)
 
-    @property
-    def classes(self) -> list[str]:
-        return list(self.manifest["model"]["classes"])
-
     def test_vectors(self) -> dict[str, np.ndarray]:
         with np.load(self.path / "test_vectors.npz", allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}

@@ -87,11 +87,6 @@ class Cell:
                 return i
         raise KeyError(f"cell {self.name} has no interface {name!r}")
 
-    def pin(self, name: str) -> ScalarPin:
-        for p in self.pins:
-            if p.name == name:
-                return p
-        raise KeyError(f"cell {self.name} has no pin {name!r}")
 
 
 @dataclass(frozen=True)
@@ -135,8 +130,6 @@ class DmaSettings:
     mm2s_tdata_width: int
     s2mm_tdata_width: int
     mm_data_width: int
-    addr_width: int
-    burst: int
 
     def to_dict(self) -> dict:
         return {"name": self.name, "max_transfer_bytes": self.max_transfer_bytes,
@@ -168,10 +161,6 @@ class BlockDesign:
     def role(self, role: str) -> Cell:
         return next(c for c in self.cells if c.role == role)
 
-    @property
-    def clock_net(self) -> Net:
-        return next(n for n in self.nets if n.kind == "clk")
-
     @cached_property
     def ips(self) -> dict[str, dict]:
         """Every PS-addressable IP as pynq's ip_dict will name it: {vlnv, base, range}."""
@@ -192,8 +181,7 @@ def _dma(name: str, board: Board, model: ModelIp) -> tuple[Cell, DmaSettings]:
     if mm_w not in DMA_MM_WIDTHS:
         raise DesignError(f"{board.source}: ps.hp_data_width={mm_w}: the AXI DMA's memory-mapped side "
                           f"is {', '.join(map(str, DMA_MM_WIDTHS))} bits")
-    settings = DmaSettings(name, DMA_LENGTH_WIDTH, DMA_MAX_TRANSFER_BYTES, i_w, o_w, mm_w,
-                           DMA_ADDR_WIDTH, DMA_BURST)
+    settings = DmaSettings(name, DMA_LENGTH_WIDTH, DMA_MAX_TRANSFER_BYTES, i_w, o_w, mm_w)
     config = {"c_include_sg": "0", "c_sg_length_width": str(DMA_LENGTH_WIDTH),
               "c_addr_width": str(DMA_ADDR_WIDTH),
               "c_m_axi_mm2s_data_width": str(mm_w), "c_m_axis_mm2s_tdata_width": str(i_w),

@@ -60,10 +60,8 @@ class ExternalPort:
 class ProcessingSystem:
     """Everything the design, the TCL and the HWH need to know about the board's PS cell."""
 
-    family: str
     cell: str
     vlnv: str
-    modtype: str
     short: str                   # ps7 | ps8, as in Vivado's generated cell names
     gp: Interface
     hp: Interface
@@ -100,14 +98,14 @@ _DIV_PRODUCTS = {i * j: (i, j) for i in range(1, _DIVISOR_MAX + 1) for j in rang
 
 _FAMILY = {
     "zynq": {"cell": "processing_system7_0", "vlnv": "xilinx.com:ip:processing_system7:5.5",
-             "modtype": "processing_system7", "short": "ps7", "pll": "IO PLL",
+             "short": "ps7", "pll": "IO PLL",
              "ref_param": "PCW_CRYSTAL_PERIPHERAL_FREQMHZ", "fbdiv_param": "PCW_IOPLL_CTRL_FBDIV",
              "rule": "xilinx.com:bd_rule:processing_system7",
              "rule_config": ('make_external "FIXED_IO, DDR" apply_board_preset "1" '
                              'Master "Disable" Slave "Disable"')},
     # zynq_ultra_ps_e 3.5 is the version of Vivado 2023.1 and later (the KV260 and ZCU104 handoffs)
     "zynquplus": {"cell": "zynq_ultra_ps_e_0", "vlnv": "xilinx.com:ip:zynq_ultra_ps_e:3.5",
-                  "modtype": "zynq_ultra_ps_e", "short": "ps8", "pll": "IOPLL",
+                  "short": "ps8", "pll": "IOPLL",
                   "ref_param": "PSU__PSS_REF_CLK__FREQMHZ", "fbdiv_param": "PSU__CRL_APB__IOPLL_CTRL__FBDIV",
                   "rule": "xilinx.com:bd_rule:zynq_ultra_ps_e", "rule_config": 'apply_board_preset "1"'},
 }
@@ -230,7 +228,7 @@ def _zynq(board: Board) -> ProcessingSystem:
                        f"PCW_EN_RST{c.index}_PORT": "1" if c.enabled else "0"})
     params.update(_clock_parameters(board, clocks, "PCW_FCLK{n}_PERIPHERAL_CLKSRC"))
     return ProcessingSystem(
-        family="zynq", cell=f["cell"], vlnv=f["vlnv"], modtype=f["modtype"], short=f["short"],
+        cell=f["cell"], vlnv=f["vlnv"], short=f["short"],
         gp=gp, hp=hp, gp_clock_pin=f"{board.gp_port}_ACLK", hp_clock_pin=f"{board.hp_port}_ACLK",
         clock_pin=board.fclk_port, reset_pin=f"FCLK_RESET{n}_N",
         ddr_segment_path=f"{f['cell']}/{board.hp_port}/{hp.address_block}",
@@ -273,7 +271,7 @@ def _zynquplus(board: Board) -> ProcessingSystem:
         params.update({f"C_PL_CLK{c.index}_BUF": buf, f"PSU__PL_CLK{c.index}_BUF": buf})
     params.update(_clock_parameters(board, clocks, "PSU__CRL_APB__PL{n}_REF_CTRL__SRCSEL"))
     return ProcessingSystem(
-        family="zynquplus", cell=f["cell"], vlnv=f["vlnv"], modtype=f["modtype"], short=f["short"],
+        cell=f["cell"], vlnv=f["vlnv"], short=f["short"],
         gp=gp, hp=hp, gp_clock_pin=gp_clock, hp_clock_pin=hp_clock,
         clock_pin=board.fclk_port, reset_pin=f"pl_resetn{n}",
         ddr_segment_path=f"{f['cell']}/SAXIGP{hp_k}/{hp.address_block}",

@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psqs.board_configs.schema import FAMILIES
+
 from .design import BlockDesign
 from .tcl import Outputs
 
@@ -162,7 +164,6 @@ close $psqs_log
 """
 
 
-PS_MODTYPES = {"zynq": "processing_system7", "zynquplus": "zynq_ultra_ps_e"}
 
 
 class TclReplayError(RuntimeError):
@@ -284,9 +285,10 @@ def check(rec: Recording, design: BlockDesign, name: str, ip_repos: list[Path]) 
         for key, value in cell.config.items():
             if got.get(key) != value:
                 bad(f"{cell.name}: CONFIG.{key} is {got.get(key)!r}, expected {value!r}")
-    ps_types = {n: v.split(":")[2] for n, v in rec.cells.items() if v.split(":")[2] in PS_MODTYPES.values()}
-    if list(ps_types.values()) != [PS_MODTYPES[board.family]]:
-        bad(f"{board.name} is {board.family}: expected one {PS_MODTYPES[board.family]} cell, got {ps_types}")
+    ps_ips = {facts["ps"] for facts in FAMILIES.values()}
+    ps_types = {n: v.split(":")[2] for n, v in rec.cells.items() if v.split(":")[2] in ps_ips}
+    if list(ps_types.values()) != [board.ps]:
+        bad(f"{board.name} is {board.family}: expected one {board.ps} cell, got {ps_types}")
     elif next(iter(ps_types)) not in rec.automation:
         bad(f"{next(iter(ps_types))}: no board automation (DDR, MIO and presets would be missing)")
 

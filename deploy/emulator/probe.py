@@ -80,9 +80,8 @@ class StreamProbe:
         self.matched = False
         self.overflow = self.unmatched = False
         self.last_latency = self.last_transfer_time = 0
-        self.min_latency, self.max_latency = regs.NO_LATENCY, 0
-        self.latched_hi = {reg.name: 0 for reg in regs.REGISTERS if reg.width == 64}
-        self.latched_hi["MIN_LATENCY"] = regs.NO_LATENCY >> 32
+        self.min_latency, self.max_latency = regs.register("MIN_LATENCY").reset, regs.register("MAX_LATENCY").reset
+        self.latched_hi = {reg.name: reg.reset >> 32 for reg in regs.REGISTERS if reg.width == 64}
 
     # ---------------------------------------------------------------- observation
     def _push(self, time: int, priority: int) -> None:

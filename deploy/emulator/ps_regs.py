@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 
 from psqs.board_configs import Board
+from psqs.overlays.ps import divisors   # pynq's own rule, as the .hwh's divisors
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +33,6 @@ def _field(value: int, lsb: int, width: int) -> int:
 def _put(value: int, lsb: int, width: int, field: int) -> int:
     mask = ((1 << width) - 1) << lsb
     return (value & ~mask) | ((field << lsb) & mask)
-
-
-def divisors_for(source_mhz: float, target_mhz: float) -> tuple[int, int]:
-    """Two 6-bit divisors whose product brings ``source_mhz`` closest to ``target_mhz``."""
-    product = max(1, round(source_mhz / target_mhz))
-    for d1 in range(1, 64):
-        if product % d1 == 0 and product // d1 < 64:
-            return product // d1, d1
-    raise ValueError(f"no 6-bit divisor pair divides {source_mhz} MHz down to {target_mhz} MHz")
 
 
 class RegisterBlock:
@@ -110,7 +102,7 @@ class PsRegisters:
         resets[z.ARM_CLK] = 0x1F00_0200                 # ARM PLL / 2, all CPU clocks active
         io_mhz = self.board.io_pll_mhz
         for n, reg in enumerate(z.FPGA_CLK):
-            d0, d1 = divisors_for(io_mhz, self.board.fclk_defaults_mhz[n])
+            d0, d1 = divisors(io_mhz, self.board.fclk_defaults_mhz[n])
             resets[reg] = (d1 << 20) | (d0 << 8)        # SRCSEL 0: IO PLL
         self.blocks[z.BASE] = RegisterBlock("SLCR", z.SIZE, resets, self._changed)
 
@@ -120,7 +112,7 @@ class PsRegisters:
         crl = {reg: (1 << 16) | (fbdiv << 8) for reg, fbdiv in plls.items()}          # DIV2 = 1
         io_mhz = self.board.io_pll_mhz
         for n, reg in enumerate(z.PL_REF):
-            d0, d1 = divisors_for(io_mhz, self.board.fclk_defaults_mhz[n])
+            d0, d1 = divisors(io_mhz, self.board.fclk_defaults_mhz[n])
             crl[reg] = (1 << 24) | (d1 << 16) | (d0 << 8)                          # CLKACT, IOPLL
         crf = {reg: (1 << 16) | (fbdiv << 8) for reg, fbdiv in z.CRF_PLLS.items()}
         crf[z.ACPU] = (3 << 24) | (1 << 8)                                           # APLL / 1
@@ -163,7 +155,7 @@ class PsRegisters:
         if not (div0 and div1):
             if mhz <= 0:
                 raise ValueError(f"PL clock {n}: give both divisors or a positive frequency")
-            div0, div1 = divisors_for(self._decode(n)[0], mhz)
+            div0, div1 = divisors(self._decode(n)[0], mhz)
         if not (0 < div0 < 64 and 0 < div1 < 64):
             raise ValueError(f"PL clock {n}: divisors {div0}, {div1} must lie in 1..63")
         if self.board.family == "zynq":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from psqs.host.stream_probe_regs import VLNV
 
-__all__ = ["VLNV", "TOP", "IP_DIR", "HDL_FILES", "ip_repo_dir", "hdl_sources", "include_dir",
+__all__ = ["VLNV", "TOP", "IP_DIR", "HDL_FILES", "ip_repo_dir", "include_dir",
            "generated_files", "write_generated", "stale_files"]
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,6 @@ XGUI_FILE = "xgui/stream_probe_v1_0.tcl"
 def ip_repo_dir() -> Path:
     """Directory holding ``component.xml``: add it to Vivado's ``ip_repo_paths``."""
     return IP_DIR
-
-
-def hdl_sources() -> list[Path]:
-    """Absolute paths of the HDL files (include first, top last)."""
-    return [IP_DIR / f for f in HDL_FILES]
 
 
 def include_dir() -> Path:
