@@ -76,6 +76,10 @@ class AxisLibrary:
         lib.psqs_push.restype = ctypes.c_size_t
         lib.psqs_pop.argtypes = [u8p, u8p, ctypes.c_size_t]
         lib.psqs_pop.restype = ctypes.c_size_t
+        # an RTL simulation also counts its clock cycles (psqs_cycles); a C simulation has no clock
+        self.cycle_counter = getattr(lib, "psqs_cycles", None)
+        if self.cycle_counter is not None:
+            self.cycle_counter.restype = ctypes.c_uint64
         self._lib = lib
         self.in_bus_bytes = lib.psqs_in_bus_bytes()
         self.out_bus_bytes = lib.psqs_out_bus_bytes()

@@ -87,6 +87,18 @@ def write_manifest(directory: Path, kind: str, format_version: int, fields: dict
     return manifest
 
 
+def peek_kind(directory: Path) -> str | None:
+    """The ``kind`` an artifact directory's manifest declares, without verifying anything: for
+    callers that accept several kinds and must pick one before reading it properly."""
+    directory, manifest = Path(directory), Path(directory) / MANIFEST
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: not a directory")
+    try:
+        return json.loads(manifest.read_text()).get("kind")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise ArtifactError(f"{manifest}: unreadable manifest ({exc})") from None
+
+
 def read_manifest(directory: Path, kind: str, max_format_version: int, verify: bool = True) -> dict:
     """Load and check an artifact's manifest.
 

@@ -16,13 +16,12 @@ after the first and keeps the HLS figure beside it.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psqs.host.artifact import MANIFEST, ArtifactError, read_manifest, sha256_file
+from psqs.host.artifact import MANIFEST, peek_kind, read_manifest, sha256_file
 from psqs.host.contract import ContractError, IOContract
 
 from .interfaces import Interface, ScalarPin, axis
@@ -83,16 +82,10 @@ class ModelIp:
         return sum(1 for types in self.manifest.get("precisions", {}).values() if "weight_t" in types)
 
 
-def _peek_kind(path: Path) -> str:
-    manifest = path / MANIFEST
-    if not path.is_dir():
-        raise ArtifactError(f"{path}: not a directory")
-    try:
-        kind = json.loads(manifest.read_text()).get("kind")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise ArtifactError(f"{manifest}: unreadable manifest ({exc})") from None
+def _source_kind(path: Path) -> str:
+    kind = peek_kind(path)
     if kind not in (HLS_KIND, RTL_KIND):
-        raise ModelIpError(f"{manifest}: kind is {kind!r}; psqs build takes an HLS directory "
+        raise ModelIpError(f"{path / MANIFEST}: kind is {kind!r}; psqs build takes an HLS directory "
                            f"({HLS_KIND!r}, from psqs convert) or an RTL directory ({RTL_KIND!r})")
     return kind
 
@@ -206,7 +199,7 @@ def _rtl(path: Path) -> ModelIp:
 def load(path: Path) -> ModelIp:
     """Read and verify an HLS or RTL directory (every file's sha256 is checked)."""
     path = Path(path)
-    kind = _peek_kind(path)
+    kind = _source_kind(path)
     model = _hls(path) if kind == HLS_KIND else _rtl(path)
     if TEST_VECTORS not in model.manifest["files"]:
         raise ModelIpError(f"{path / MANIFEST}: no {TEST_VECTORS} (the package carries the model's test vectors)")

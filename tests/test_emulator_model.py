@@ -3,7 +3,6 @@ register semantics pynq relies on, back-pressure, the stream probe's registers, 
 buffers, the sandboxed file system and package recognition."""
 from __future__ import annotations
 
-import ctypes
 import shutil
 
 import numpy as np
@@ -51,16 +50,14 @@ class Rig:
         private = tmp_path / f"lib{id(self)}" / library_path.name
         private.parent.mkdir()
         shutil.copy2(library_path, private)   # the library's streams are per loaded path
-        rtl_cycles = None
-        if rtl:
-            rtl_cycles = ctypes.CDLL(str(private)).psqs_cycles
-            rtl_cycles.restype = ctypes.c_uint64
         self.wall = [0.0]
         self.clock = VirtualClock(wall=lambda: self.wall[0])
         self.cycles = CycleClock(self.clock, 100.0)
         self.memory = DdrMemory(0, 0x2000_0000)
         self.probe = StreamProbe(self.cycles, 4, 4, 4)
-        self.stream = ModelStream(AxisLibrary(private), TIMING, self.cycles, capacity, self.probe, rtl_cycles)
+        library = AxisLibrary(private)
+        self.stream = ModelStream(library, TIMING, self.cycles, capacity, self.probe,
+                                  library.cycle_counter if rtl else None)
         self.faults: dict[int, Fault] = {}
         self.count = 0
         self.dma = D.AxiDma(D.DmaConfig(32, 26, 4, 4, 4, 4, False, False), self.memory, self.stream,

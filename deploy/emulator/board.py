@@ -17,7 +17,6 @@ first, so firmware that matches no served package leaves it empty (``state`` rea
 from __future__ import annotations
 
 import bisect
-import ctypes
 import hashlib
 import itertools
 import logging
@@ -81,7 +80,7 @@ class EmulatedBoard:
         self._scratch = Path(tempfile.mkdtemp(prefix="psqs-emulator-"))
         self.files = sandbox.BoardFiles(config.sandbox or self._scratch / "rootfs", self.board)
         self._library_dirs = itertools.count()
-        self._libraries: dict[tuple[Path, str], tuple[AxisLibrary, object]] = {}
+        self._libraries: dict[tuple[Path, str], AxisLibrary] = {}
         self.loaded: ServedPackage | None = None
         self.dma: AxiDma | None = None
         self.probe: StreamProbe | None = None
@@ -191,14 +190,14 @@ class EmulatedBoard:
                                f"board (served: {known}); stale firmware of the same name in /lib/firmware "
                                "is reused by pynq without uploading")
             try:
-                library, rtl_cycles = self._library(served)
+                library = self._library(served)
                 probe = None
                 if served.probe is not None:
                     contract = served.package.contract
                     probe = StreamProbe(self.cycles, served.probe_fifo_depth, contract.input.bus_bytes,
                                         contract.output.bus_bytes)
                 stream = ModelStream(library, served.timing, self.cycles, self.config.stream_capacity, probe,
-                                     rtl_cycles)
+                                     library.cycle_counter)
                 dma = AxiDma(served.dma_config, self.memory, stream, self.cycles, self._next_fault)
             except (OSError, ValueError) as exc:     # a model library that does not load or fit
                 self._clear_pl("write error")
@@ -216,19 +215,14 @@ class EmulatedBoard:
         self._remap()
         self.files.set_state(state)
 
-    def _library(self, served: ServedPackage) -> tuple[AxisLibrary, object]:
-        """This board's private instance of the package's model library (and its cycle counter)."""
+    def _library(self, served: ServedPackage) -> AxisLibrary:
+        """This board's private instance of the package's model library; an RTL one's cycle counter
+        times the transfers."""
         key = (served.package.path.resolve(), served.bin_sha256)
         if key not in self._libraries:
-            path = served.private_library(self._scratch / "models" / str(next(self._library_dirs)))
-            library = AxisLibrary(path)
-            try:   # an RTL simulation counts its clock cycles: they time the transfers
-                rtl_cycles = ctypes.CDLL(str(path)).psqs_cycles
-                rtl_cycles.restype = ctypes.c_uint64
-            except AttributeError:
-                if served.model_kind == "rtl":
-                    raise FailedPrecondition(f"{served.library}: an rtl emulation model must export "
-                                             "uint64_t psqs_cycles()") from None
-                rtl_cycles = None
-            self._libraries[key] = (library, rtl_cycles)
+            library = AxisLibrary(served.private_library(self._scratch / "models" / str(next(self._library_dirs))))
+            if library.cycle_counter is None and served.model_kind == "rtl":
+                raise FailedPrecondition(f"{served.library}: an rtl emulation model must export "
+                                         "uint64_t psqs_cycles()")
+            self._libraries[key] = library
         return self._libraries[key]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import shutil
 import struct
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from psqs.board_configs import Board, BoardConfigError, load_board
 from psqs.host import stream_probe_regs
-from psqs.host.artifact import MANIFEST, ArtifactError
+from psqs.host.artifact import MANIFEST, ArtifactError, peek_kind
 from psqs.host.package import KIND, IpInstance, OverlayPackage
 
 from .dma import DmaConfig
@@ -227,8 +226,8 @@ def package_dirs(roots: list[Path]) -> list[Path]:
         candidates = [root] if (root / MANIFEST).is_file() else sorted(p for p in root.iterdir() if p.is_dir())
         for candidate in candidates:
             try:
-                kind = json.loads((candidate / MANIFEST).read_text()).get("kind")
-            except (OSError, ValueError, AttributeError):
+                kind = peek_kind(candidate)
+            except ArtifactError:
                 continue
             if kind == KIND:
                 found.append(candidate)

@@ -29,7 +29,8 @@ from psqs.hls import convert as convert_lib
 from psqs.hls import ladder
 from psqs.hls import stage as hls_stage
 from psqs.host import codec
-from psqs.host.artifact import ArtifactError, read_manifest, sha256_file, staged_directory, write_manifest
+from psqs.host.artifact import (ArtifactError, peek_kind, read_manifest, sha256_file, staged_directory,
+                                 write_manifest)
 from psqs.host.contract import IOContract, StreamLayout
 from psqs.host.fixed_point import FixedFormat
 from psqs.qap import artifact as model_artifact
@@ -110,18 +111,9 @@ def hls_output_format(model, md: ModelDir) -> FixedFormat:
         return convert_lib.to_fixed_format(hls_model.get_output_variables()[0].type.precision)
 
 
-def _manifest_kind(path: Path) -> str:
-    if not path.is_dir():
-        raise ArtifactError(f"{path}: not a directory")
-    try:
-        return json.loads((path / "manifest.json").read_text()).get("kind")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ArtifactError(f"{path / 'manifest.json'}: unreadable manifest ({exc})") from None
-
-
 def resolve(path: Path, options: RtlOptions) -> Source:
     """Read an HLS or a model directory (checksums verified) into a :class:`Source`."""
-    kind = _manifest_kind(path)
+    kind = peek_kind(path)
     if kind == hls_stage.KIND:
         manifest = read_manifest(path, hls_stage.KIND, hls_stage.FORMAT_VERSION)
         contract = IOContract.from_dict(manifest["io"], f"{path / 'manifest.json'}: io")

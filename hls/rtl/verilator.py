@@ -214,7 +214,6 @@ class RtlLibrary(AxisLibrary):
         super().__init__(path)
         lib = self._lib
         u8p, u64p = ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint64)
-        lib.psqs_cycles.restype = ctypes.c_uint64
         lib.psqs_stuck.restype = ctypes.c_int
         lib.psqs_stream.argtypes = [u8p, u8p, ctypes.c_size_t, u8p, u8p, ctypes.c_size_t, ctypes.c_double,
                                     ctypes.c_double, ctypes.c_uint64, u64p, u64p]
@@ -223,7 +222,7 @@ class RtlLibrary(AxisLibrary):
     @property
     def cycles(self) -> int:
         """Clock cycles simulated since the last reset."""
-        return self._lib.psqs_cycles()
+        return self.cycle_counter()
 
     @property
     def stuck(self) -> bool:
