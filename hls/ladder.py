@@ -21,6 +21,11 @@ __all__ = ["compare", "report_line", "save"]
 log = logging.getLogger(__name__)
 
 
+def tlast_ends_one_transfer(last: np.ndarray) -> bool:
+    """The TLAST flags of one transfer's output beats: set on the last beat and nowhere else."""
+    return bool(last.size > 0 and last[-1] == 1 and last[:-1].sum() == 0)
+
+
 def report_line(row: dict) -> str:
     status = "SUCCESS" if row["success"] else "FAIL"
     if "error" in row:

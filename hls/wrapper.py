@@ -12,6 +12,8 @@ from string import Template
 
 from psqs.host.contract import IOContract
 
+from .vendor import HLS_TOOLS
+
 #: IP-catalog identity of the exported HLS core (the overlay's TCL instantiates it by this VLNV).
 VENDOR, LIBRARY, VERSION = "psqs.org", "hls", "1.0"
 
@@ -24,7 +26,7 @@ def vlnv(top: str) -> str:
     return f"{VENDOR}:{LIBRARY}:{top}:{VERSION}"
 
 
-def substitutions(contract: IOContract, project: str, io_type: str, backend: str) -> dict:
+def substitutions(contract: IOContract, project: str, backend: str) -> dict:
     i, o = contract.input, contract.output
     return {
         "project": project, "PROJECT": project.upper(), "top": contract.top,
@@ -38,7 +40,6 @@ def substitutions(contract: IOContract, project: str, io_type: str, backend: str
         "last_depth": 4,
         # Vivado HLS (2019/2020) needs side channels of at least one bit in ap_axiu.
         "side_bits": 1 if backend == "Vivado" else 0,
-        "backend": backend.lower(),
     }
 
 
@@ -47,7 +48,7 @@ def write_firmware(firmware: Path, contract: IOContract, project: str, io_type: 
 
     Returns the sources of the C-simulation library, relative to ``firmware``.
     """
-    values = substitutions(contract, project, io_type, backend)
+    values = substitutions(contract, project, backend)
     top = contract.top
     body = "axis_top_parallel.cpp" if io_type == "io_parallel" else "axis_top_stream.cpp"
     (firmware / f"{top}.h").write_text(_template("axis_top.h").substitute(values))
@@ -63,6 +64,6 @@ def write_vendor_project(directory: Path, contract: IOContract, project: str, ba
     directory.mkdir(parents=True, exist_ok=True)
     values = {"top": contract.top, "project": project, "part": part, "clock_period": clock_period,
               "vendor": VENDOR, "library": LIBRARY, "version": VERSION, "vlnv": vlnv(contract.top),
-              "tool": "vitis_hls" if backend == "Vitis" else "vivado_hls", "backend": backend.lower()}
+              "tool": HLS_TOOLS[backend], "backend": backend.lower()}
     (directory / "build_axis_ip.tcl").write_text(_template("build_axis_ip.tcl").substitute(values))
     (directory / "project.tcl").write_text(_template("axis_project.tcl").substitute(values))

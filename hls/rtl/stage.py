@@ -149,14 +149,8 @@ def resolve(path: Path, options: RtlOptions) -> Source:
 
 
 def _decode(contract: IOContract, data: np.ndarray) -> np.ndarray:
-    layout = contract.output
-    whole = data.size // layout.bytes_per_sample * layout.bytes_per_sample
-    return codec.decode(layout, codec.unpack(layout, data[:whole]))
-
-
-def _tlast_ok(last: np.ndarray) -> bool:
-    """One transfer in: TLAST on the last output beat only."""
-    return bool(last.size > 0 and last[-1] == 1 and last[:-1].sum() == 0)
+    """The whole output samples in ``data`` (a partial one left by a stall is not decoded)."""
+    return codec.decode_bytes(contract.output, data, data.size // contract.output.bytes_per_sample)
 
 
 def simulate(lib: verilator_lib.RtlLibrary, contract: IOContract, codes: np.ndarray, reference: np.ndarray,
@@ -200,11 +194,11 @@ def simulate(lib: verilator_lib.RtlLibrary, contract: IOContract, codes: np.ndar
 
     checks = {
         "stalled_samples_out": int(stalled["received"] // out_beats) == n,
-        "stalled_tlast": _tlast_ok(stalled["last"]),
+        "stalled_tlast": ladder.tlast_ends_one_transfer(stalled["last"]),
         "free_exact": exact(free_out),
-        "free_tlast": _tlast_ok(free["last"]),
+        "free_tlast": ladder.tlast_ends_one_transfer(free["last"]),
         "abi_exact": exact(abi_out),
-        "abi_tlast": _tlast_ok(abi_last),
+        "abi_tlast": ladder.tlast_ends_one_transfer(abi_last),
         "latency_as_stated": latency == timing.latency,
         "ii_as_stated": ii == timing.ii,
         "never_stuck": not (stalled["stuck"] or free["stuck"] or lib.stuck),

@@ -118,7 +118,6 @@ class Build:
     library: Path        # inside the cache; copy it out
     seconds: float       # of the real build (also for a cache hit: when it was built)
     cached: bool
-    key: str
     verilator: str
 
 
@@ -168,7 +167,7 @@ def build(sources: dict[str, str], top: str, driver: str, config: str, jobs: int
     if hit is not None:
         seconds = float((hit / "build_seconds").read_text())
         log.info("Verilated model from cache %s (built in %.1f s)", hit, seconds)
-        return Build(hit / LIBRARY_NAME, seconds, True, key, version)
+        return Build(hit / LIBRARY_NAME, seconds, True, version)
 
     jobs = jobs or max(1, os.cpu_count() or 1)
     root = verilator_root()
@@ -204,7 +203,7 @@ def build(sources: dict[str, str], top: str, driver: str, config: str, jobs: int
         (entry / "build_seconds").write_text(f"{seconds:.3f}\n")
         shutil.rmtree(work)
     log.info("Verilated %s in %.1f s", top, seconds)
-    return Build(cache.lookup("verilator", key) / LIBRARY_NAME, seconds, False, key, version)
+    return Build(cache.lookup("verilator", key) / LIBRARY_NAME, seconds, False, version)
 
 
 class RtlLibrary(AxisLibrary):
