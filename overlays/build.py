@@ -265,15 +265,14 @@ def _check_emulation(state: State) -> dict:
     Both kinds share the C entry points of the HLS C simulation (``psqs.hls.csim.AxisLibrary``).
     """
     from psqs.hls.csim import AxisLibrary
+    from psqs.qap.split import Standardizer
 
     model = state.model
 
     with np.load(state.staged / model_ip.TEST_VECTORS, allow_pickle=False) as npz:
         X, expected = npz["X"], npz["csim_logits"]
-    scaler = model.manifest["model"]["scaler"]
-    X_std = (np.asarray(X, np.float64) - np.asarray(scaler["mean"], np.float64)) / np.asarray(scaler["scale"], np.float64)
     contract = model.contract
-    codes, _ = codec.encode(contract.input, X_std)
+    codes, _ = codec.encode(contract.input, Standardizer.from_dict(model.manifest["model"]["scaler"]).transform(X))
     library = AxisLibrary(state.staged / model.emulation_model["library"])
     library.reset()
     data, _ = library.transfer(codec.pack(contract.input, codes))

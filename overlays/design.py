@@ -27,8 +27,6 @@ from functools import cached_property
 
 from psqs.board_configs import Board
 from psqs.host import stream_probe_regs as regs
-from psqs.overlays.ip import stream_probe
-from psqs.hls.ipxact import SPIRIT
 from psqs.overlays.ip.stream_probe import ipxact
 
 from .interfaces import Interface, ScalarPin, axi_full, axi_lite, axis
@@ -214,17 +212,6 @@ def _dma(name: str, board: Board, model: ModelIp) -> tuple[Cell, DmaSettings]:
     return Cell(name, DMA_VLNV, "dma", interfaces, pins, config), settings
 
 
-def _probe_block() -> tuple[str, int]:
-    """The probe's address block (name, range) as its component.xml packages it."""
-    import xml.etree.ElementTree as ET
-
-    path = stream_probe.ip_repo_dir() / "component.xml"
-    block = ET.parse(path).getroot().find(f".//{{{SPIRIT}}}addressBlock")
-    if block is None:
-        raise DesignError(f"{path}: no addressBlock")
-    return block.findtext(f"{{{SPIRIT}}}name"), int(block.findtext(f"{{{SPIRIT}}}range"))
-
-
 def _probe(name: str, model: ModelIp) -> Cell:
     widths = {"DATA_WIDTH_IN": model.contract.input.bus_bits,
               "DATA_WIDTH_OUT": model.contract.output.bus_bits, "FIFO_DEPTH": PROBE_FIFO_DEPTH}
@@ -233,10 +220,9 @@ def _probe(name: str, model: ModelIp) -> Cell:
             p.check(widths[p.name])
         except regs.RegisterMapError as exc:
             raise DesignError(f"stream probe: {exc}") from None
-    block, block_range = _probe_block()
     interfaces = [Interface(ipxact.AXI_LITE, "aximm", False, "AXI4LITE",
-                            axi_lite(regs.ADDR_WIDTH, wstrb=True), prefix=f"{ipxact.AXI_LITE}_",
-                            upper=False, address_block=block, block_range=block_range)]
+                            axi_lite(regs.ADDR_WIDTH, wstrb=True), prefix=f"{ipxact.AXI_LITE}_", upper=False,
+                            address_block=ipxact.ADDRESS_BLOCK, block_range=ipxact.ADDRESS_BLOCK_RANGE)]
     for bus, mode, param in ipxact.AXIS_INTERFACES:
         interfaces.append(Interface(bus, "axis", mode == "master", "AXIS", axis(widths[param]),
                                     prefix=f"{bus}_", upper=False))

@@ -18,8 +18,9 @@ from psqs.hls.ipxact import (AXIS_SIGNALS, XSI, axis_interface, bus_interface, c
                              component_name_parameter, el, file_sets, model, port, s, to_text, vendor_extensions)
 from psqs.host import stream_probe_regs as regs
 
-#: Vivado's smallest AXI address segment; the 128-byte register file aliases inside it.
-ADDRESS_BLOCK_RANGE = 4096
+#: The register file's address block: Vivado's smallest AXI address segment, in which the
+#: 128-byte register file aliases.
+ADDRESS_BLOCK, ADDRESS_BLOCK_RANGE = "reg0", 4096
 
 # (interface, mode, parameter giving its TDATA width)
 AXIS_INTERFACES = (
@@ -65,7 +66,7 @@ def _memory_maps(root: ET.Element) -> None:
     mm = el(el(root, "memoryMaps"), "memoryMap")
     el(mm, "name", AXI_LITE)
     block = el(mm, "addressBlock")
-    el(block, "name", "reg0")
+    el(block, "name", ADDRESS_BLOCK)
     el(block, "baseAddress", "0x0")
     el(block, "range", ADDRESS_BLOCK_RANGE)
     el(block, "width", regs.DATA_WIDTH)
