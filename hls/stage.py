@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from psqs.host import codec
-from psqs.host.artifact import sha256_file, staged_directory, write_manifest
+from psqs.host.artifact import staged_directory, write_manifest
 from psqs.host.contract import IOContract, StreamLayout
 from psqs.qap.artifact import ModelDir
 
@@ -95,11 +95,16 @@ def _check_model(model, allow_inexact: bool) -> list[dict]:
     return [asdict(f) for f in findings]
 
 
-def _ladder(md: ModelDir, hls_model, library: AxisLibrary, contract: IOContract, directory: Path) -> tuple[dict, np.ndarray]:
-    vectors = md.test_vectors()
-    X_std = md.scaler.transform(vectors["X"])
-    codes, saturated = codec.encode(contract.input, X_std)
-    x_q = codec.decode(contract.input, codes)
+def quantized_inputs(md: ModelDir, X: np.ndarray, layout: StreamLayout) -> tuple[np.ndarray, int, np.ndarray]:
+    """Raw features as the model IP receives them: input codes, how many values saturated, and the
+    codes' real values (what the QKeras reference and hls4ml's predict see)."""
+    codes, saturated = codec.encode(layout, md.scaler.transform(X))
+    return codes, saturated, codec.decode(layout, codes)
+
+
+def _ladder(vectors: dict, md: ModelDir, hls_model, library: AxisLibrary, contract: IOContract,
+            directory: Path) -> tuple[dict, np.ndarray]:
+    codes, saturated, x_q = quantized_inputs(md, vectors["X"], contract.input)
     reference = vectors["logits"]
     n = reference.shape[0]
 
@@ -174,7 +179,8 @@ def run(model_path: Path, out: Path, options: ConvertOptions, force: bool = Fals
                                      options.clock_period)
         build_seconds = build_library(tmp / "hls4ml" / "firmware", sources, tmp / "csim" / LIBRARY_NAME)
 
-        summary, csim_logits = _ladder(md, hls_model, AxisLibrary(tmp / "csim" / LIBRARY_NAME), contract, tmp)
+        vectors = md.test_vectors()
+        summary, csim_logits = _ladder(vectors, md, hls_model, AxisLibrary(tmp / "csim" / LIBRARY_NAME), contract, tmp)
         if not summary["success"]:
             failed = "; ".join(ladder.report_line(r) for r in summary["rungs"] if not r["success"])
             if not options.allow_inexact:
@@ -182,7 +188,6 @@ def run(model_path: Path, out: Path, options: ConvertOptions, force: bool = Fals
             log.warning("--allow-inexact: packaging a model whose C simulation differs: %s", failed)
 
         (tmp / "report.json").write_text(json.dumps(_synthesis_report(options, tmp / "axis_ip"), indent=2) + "\n")
-        vectors = md.test_vectors()
         np.savez(tmp / "test_vectors.npz", X=vectors["X"], y=vectors["y"], logits=vectors["logits"],
                  csim_logits=csim_logits, index=vectors["index"])
         write_manifest(tmp, KIND, FORMAT_VERSION, {
@@ -199,11 +204,7 @@ def run(model_path: Path, out: Path, options: ConvertOptions, force: bool = Fals
                      "build_seconds": build_seconds, "convert_seconds": convert_seconds},
             "verification": {"success": summary["success"],
                              "rungs": [ladder.report_line(r) for r in summary["rungs"]]},
-            "model": {"path": str(md.path.resolve()), "model_sha256": sha256_file(md.path / "model.h5"),
-                      "manifest_sha256": sha256_file(md.path / "manifest.json"),
-                      "config": md.manifest["config"], "features": md.manifest["features"],
-                      "classes": md.manifest["classes"], "scaler": md.manifest["scaler"],
-                      "metrics": md.metrics},
+            "model": md.provenance(),
             "versions": {"hls4ml": hls4ml.__version__, "psqs": metadata.version("psqs")},
         })
     return Path(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host.artifact import read_manifest
+from psqs.host.artifact import MANIFEST, read_manifest, sha256_file
 from psqs.host.fixed_point import FixedFormat
 
 from .config import TrainConfig
@@ -67,6 +67,18 @@ class ModelDir:
 
     def keras_model(self):
         return keras_load(self.path / MODEL_FILE)
+
+    @property
+    def model_sha256(self) -> str:
+        """The model file's sha256, as the manifest lists it (checked when the directory was opened)."""
+        return self.manifest["files"][MODEL_FILE]
+
+    def provenance(self) -> dict:
+        """What a later stage's manifest records of the model it was made from."""
+        return {"path": str(self.path.resolve()), "model_sha256": self.model_sha256,
+                "manifest_sha256": sha256_file(self.path / MANIFEST),
+                "config": self.manifest["config"], "features": self.manifest["features"],
+                "classes": self.manifest["classes"], "scaler": self.manifest["scaler"], "metrics": self.metrics}
 
 
 def load_model(path):

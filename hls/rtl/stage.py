@@ -120,7 +120,7 @@ def resolve(path: Path, options: RtlOptions) -> Source:
         model_path = Path(manifest["model"]["path"])
         md = ModelDir(model_path)
         keras = md.keras_model()
-        actual = sha256_file(model_path / model_artifact.MODEL_FILE)
+        actual = md.model_sha256
         if actual != manifest["model"]["model_sha256"]:
             raise ArtifactError(
                 f"{model_path / model_artifact.MODEL_FILE}: sha256 {actual[:16]}… is not that of the model "
@@ -256,8 +256,7 @@ def run(source: Path, out: Path, options: RtlOptions, force: bool = False) -> Pa
     timings["trace_seconds"] = time.perf_counter() - t0
 
     vectors = md.test_vectors()
-    codes, saturated = codec.encode(contract.input, md.scaler.transform(vectors["X"]))
-    x_q = codec.decode(contract.input, codes)
+    codes, saturated, x_q = hls_stage.quantized_inputs(md, vectors["X"], contract.input)
     reference = vectors["logits"]
     trace_out = np.asarray(comb.predict(x_q), dtype=np.float64).reshape(reference.shape[0], -1)
     trace_row = ladder.compare(TRACE_RUNG, reference, trace_out)
@@ -325,10 +324,7 @@ def run(source: Path, out: Path, options: RtlOptions, force: bool = False) -> Pa
                              "rungs": [ladder.report_line(r) for r in summary["rungs"]]},
             "source": {"kind": src.kind, "path": str(src.path.resolve()),
                        "manifest_sha256": sha256_file(src.path / "manifest.json")},
-            "model": {"path": str(md.path.resolve()), "model_sha256": sha256_file(md.path / model_artifact.MODEL_FILE),
-                      "manifest_sha256": sha256_file(md.path / "manifest.json"),
-                      "config": md.manifest["config"], "features": md.manifest["features"],
-                      "classes": md.manifest["classes"], "scaler": md.manifest["scaler"], "metrics": md.metrics},
+            "model": md.provenance(),
             "timings": timings,
             "versions": _versions(),
         })
