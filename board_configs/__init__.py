@@ -19,7 +19,10 @@ import yaml
 
 from .schema import FAMILIES, SCHEMA
 
-__all__ = ["Board", "BoardConfigError", "board_names", "load_board"]
+__all__ = ["DEFAULT_BOARD", "Board", "BoardConfigError", "board_names", "load_board"]
+
+#: The board every stage targets when none is named: the paper's (and hls4ml's) PYNQ-Z2.
+DEFAULT_BOARD = "pynq-z2"
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from psqs.board_configs import DEFAULT_BOARD
 from psqs.host.fixed_point import FixedFormat, FormatError
 
 
@@ -121,7 +122,7 @@ def convert_options(args):
     if args.part:
         return ConvertOptions(part=args.part, bus_bits=args.bus_width or 64,
                               clock_period=args.clock_period or 10.0, **common)
-    return options_for_board(args.board or "pynq-z2", bus_bits=args.bus_width,
+    return options_for_board(args.board or DEFAULT_BOARD, bus_bits=args.bus_width,
                              clock_period=args.clock_period, **common)
 
 

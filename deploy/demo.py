@@ -5,13 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from psqs.board_configs import DEFAULT_BOARD
+
 #: The paper's headline configuration, 6 bits and 80 % lottery-ticket IMP, on a subset of the
 #: data with short rounds: every QAP mechanism runs, in a few minutes.
 DEMO_TRAINING = dict(bits=6, pruning="imp-lt", sparsity=0.8, max_train=40000, epochs=15,
                      patience=4, test_vectors=10000)
 
 
-BOARD = "pynq-z2"
+BOARD = DEFAULT_BOARD
 
 
 def run(out: Path, force: bool = False, quiet: bool = False) -> int:

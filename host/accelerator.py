@@ -29,6 +29,7 @@ from .package import OverlayPackage
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SAMPLES = 16384
+DEFAULT_TIMEOUT_S = 5.0     # every DMA wait may take this long beyond the data's bus time
 
 
 class InputError(ValueError):
@@ -87,7 +88,7 @@ class Accelerator:
     ``download=False`` attaches to an overlay that is already loaded.
     """
 
-    def __init__(self, package, timeout: float = 5.0, chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    def __init__(self, package, timeout: float = DEFAULT_TIMEOUT_S, chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
                  download: bool = True):
         self.package = package if isinstance(package, OverlayPackage) else OverlayPackage(Path(package))
         self.timeout = timeout

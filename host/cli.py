@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .accelerator import Accelerator, BoardMismatch, InputError, NoBoard
+from . import bench
+from .accelerator import DEFAULT_TIMEOUT_S, Accelerator, BoardMismatch, InputError, NoBoard
 from .artifact import ArtifactError
 from .contract import ContractError
 from .dma import DMAError, DMATimeout
@@ -28,17 +29,18 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("package", help="overlay package directory (from psqs build)")
-    p.add_argument("--batch-sizes", type=_sizes, default=(1, 10, 100, 1000, 10000))
-    p.add_argument("--repeats", type=int, default=20, help="calls per batch size (default 20)")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds every DMA wait may take beyond the data's bus time")
+    defaults = bench.BenchConfig()
+    p.add_argument("--batch-sizes", type=_sizes, default=defaults.batch_sizes)
+    p.add_argument("--repeats", type=int, default=defaults.repeats,
+                   help=f"calls per batch size (default {defaults.repeats})")
+    p.add_argument("--warmup", type=int, default=defaults.warmup)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds every DMA wait may take beyond the data's bus time (default {DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--json", default=None, help="write the report here")
     p.add_argument("--plots", default=None, help="write PNG plots into this directory")
 
 
 def cmd_bench(args) -> int:
-    from . import bench
-
     config = bench.BenchConfig(batch_sizes=args.batch_sizes, repeats=args.repeats, warmup=args.warmup)
     with Accelerator(Path(args.package), timeout=args.timeout) as acc:
         report = bench.run(acc, config)

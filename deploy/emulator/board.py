@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psqs.board_configs import load_board
+from psqs.board_configs import DEFAULT_BOARD, load_board
 from psqs.hls.csim import AxisLibrary
 
 from . import sandbox
@@ -55,7 +55,7 @@ ADDRESS_LIMIT = 1 << 40   # physical address space of the supported PS families 
 class EmulatorConfig:
     """What to emulate and how; ``psqs emulate``'s options."""
 
-    board: str = "pynq-z2"
+    board: str = DEFAULT_BOARD
     overlays: list[Path] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 7967            # pynq's client always connects to 7967

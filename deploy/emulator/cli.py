@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from psqs.board_configs import BoardConfigError
+from psqs.board_configs import DEFAULT_BOARD, BoardConfigError
 from psqs.host.artifact import ArtifactError
 
 from .board import EmulatorConfig
@@ -29,7 +29,8 @@ def _fault(text: str) -> Fault:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--board", default="pynq-z2", help="board to emulate (psqs/board_configs; default pynq-z2)")
+    parser.add_argument("--board", default=DEFAULT_BOARD,
+                        help=f"board to emulate (psqs/board_configs; default {DEFAULT_BOARD})")
     parser.add_argument("--overlays", nargs="+", type=Path, default=[], metavar="DIR",
                         help="overlay packages to serve: package directories, or directories holding them "
                              "(rescanned when an unknown bitstream is downloaded)")

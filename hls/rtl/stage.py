@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.board_configs import Board, load_board
+from psqs.board_configs import DEFAULT_BOARD, Board, load_board
 from psqs.hls import convert as convert_lib
 from psqs.hls import ladder
 from psqs.hls import stage as hls_stage
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 KIND = "psqs.rtl"
 FORMAT_VERSION = 1
-DEFAULT_BOARD = "pynq-z2"
 IP_DIR = "ip"
 SIM_DIR = "sim"
 LIBRARY = f"{SIM_DIR}/{verilator_lib.LIBRARY_NAME}"
