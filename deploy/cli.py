@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 
 from psqs.board_configs import DEFAULT_BOARD
-from psqs.host.fixed_point import FixedFormat, FormatError
+from psqs.host.contract import IOContract
+from psqs.host.fixed_point import FormatError
 
 
 
@@ -138,10 +139,8 @@ def summarize_hls(manifest: dict, path: Path) -> str:
     io, hls, csim = manifest["io"], manifest["hls"], manifest["csim"]
     lines = [f"hls        {path}  ({hls['backend']}, {hls['io_type']}, {hls['strategy']}, reuse {hls['reuse_factor']}, "
              f"{hls['part']}, {hls['clock_period_ns']} ns)"]
-    for name in ("input", "output"):
-        s = io[name]
-        lines.append(f"{name:<10} {s['values']} x {FixedFormat.from_dict(s['format']).hls_type()} in {s['field_bits']}-bit "
-                     f"fields, {s['values_per_beat']}/beat on {s['bus_bits']} bits, {s['beats_per_sample']} beat(s)/sample")
+    contract = IOContract.from_dict(io)
+    lines += [f"{'input':<10} {contract.input.describe()}", f"{'output':<10} {contract.output.describe()}"]
     lines += [f"ladder     {line}" for line in manifest["verification"]["rungs"]]
     lines.append(f"timing     hls4ml convert+compile {csim['convert_seconds']:.1f} s, "
                  f"AXI-stream csim build {csim['build_seconds']:.1f} s")

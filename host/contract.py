@@ -63,6 +63,11 @@ class StreamLayout:
     def bytes_per_sample(self) -> int:
         return self.beats_per_sample * self.bus_bytes
 
+    def describe(self) -> str:
+        """One line for people: ``16 x ap_fixed<16,5,...> in 16-bit fields, 4/beat on 64 bits, ...``."""
+        return (f"{self.values} x {self.format.hls_type()} in {self.field_bits}-bit fields, "
+                f"{self.values_per_beat}/beat on {self.bus_bits} bits, {self.beats_per_sample} beat(s)/sample")
+
     def to_dict(self) -> dict:
         return {"values": self.values, "format": self.format.to_dict(), "field_bits": self.field_bits,
                 "bus_bits": self.bus_bits, "values_per_beat": self.values_per_beat,

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from psqs.host.fixed_point import FixedFormat
+from psqs.host.contract import IOContract
 
 from .trace import SOLVERS
 
@@ -62,11 +62,8 @@ def summarize(manifest: dict, path: Path) -> str:
     measured, sim = manifest["timing"], manifest["emulation"]
     lines = [(f"rtl        {path}  ({ip['vlnv']}, {rtl['pipeline_stages']} stages of <= {rtl['stage_depth']} "
               f"adder levels, {rtl['solver']}, {ip['clock_period_ns']:g} ns)")]
-    for name in ("input", "output"):
-        s = io[name]
-        lines.append(f"{name:<10} {s['values']} x {FixedFormat.from_dict(s['format']).hls_type()} in "
-                     f"{s['field_bits']}-bit fields, {s['values_per_beat']}/beat on {s['bus_bits']} bits, "
-                     f"{s['beats_per_sample']} beat(s)/sample")
+    contract = IOContract.from_dict(io)
+    lines += [f"{'input':<10} {contract.input.describe()}", f"{'output':<10} {contract.output.describe()}"]
     lines.append(f"timing     latency {rtl['latency_cycles']} cycles ({rtl['latency_ns']:g} ns), II {rtl['ii_cycles']} "
                  f"cycles; measured {measured['latency_cycles']} / {measured['ii_cycles']}")
     lines += [f"ladder     {line}" for line in manifest["verification"]["rungs"]]
