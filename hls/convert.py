@@ -133,13 +133,20 @@ def accumulator_check(hls_model, keras_model) -> list[dict]:
 
 
 def convert(model, input_format: FixedFormat, out: Path, project: str, backend: str, io: str,
-            strategy: str, reuse: int, part: str, clock_period: float):
-    """Run hls4ml's conversion and compile its C simulation; returns the hls4ml model."""
+            strategy: str, reuse: int, part: str, clock_period: float, compile_csim: bool = True):
+    """Run hls4ml's conversion and (unless told not to) compile its C simulation; returns the
+    hls4ml model."""
     import hls4ml
 
     config = hls_config(model, input_format, backend, strategy, reuse)
     hls_model = hls4ml.converters.convert_from_keras_model(
         model, hls_config=config, output_dir=str(out), project_name=project, backend=backend,
         io_type=IO_TYPES[io], part=part, clock_period=clock_period)
-    hls_model.compile()
+    if compile_csim:
+        hls_model.compile()
     return hls_model
+
+
+def output_format(hls_model) -> FixedFormat:
+    """The fixed-point type hls4ml gives the network's output (what the AXI-stream top sends)."""
+    return to_fixed_format(hls_model.get_output_variables()[0].type.precision)

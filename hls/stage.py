@@ -168,7 +168,7 @@ def run(model_path: Path, out: Path, options: ConvertOptions, force: bool = Fals
         overflowing = [a for a in accumulators if not (a["fits"] and a["result_keeps_all_fraction_bits"])]
         if overflowing and not options.allow_inexact:
             raise convert_lib.ConversionError(f"accumulators too narrow: {overflowing}")
-        output_format = convert_lib.to_fixed_format(hls_model.get_output_variables()[0].type.precision)
+        output_format = convert_lib.output_format(hls_model)
         contract = IOContract(
             StreamLayout.packed(model.input_shape[-1], md.input_format, options.bus_bits),
             StreamLayout.packed(model.output_shape[-1], output_format, options.bus_bits),

@@ -99,15 +99,11 @@ class Source:
 
 def hls_output_format(model, md: ModelDir) -> FixedFormat:
     """The output type hls4ml infers for the model, with psqs' default conversion options."""
-    import hls4ml
-
-    options = hls_stage.ConvertOptions()
-    config = convert_lib.hls_config(model, md.input_format, options.backend, options.strategy, options.reuse)
+    o = hls_stage.ConvertOptions()
     with tempfile.TemporaryDirectory() as tmp:
-        hls_model = hls4ml.converters.convert_from_keras_model(
-            model, hls_config=config, output_dir=tmp, project_name=hls_stage.PROJECT, backend=options.backend,
-            io_type=convert_lib.IO_TYPES[options.io])
-        return convert_lib.to_fixed_format(hls_model.get_output_variables()[0].type.precision)
+        return convert_lib.output_format(convert_lib.convert(
+            model, md.input_format, Path(tmp), hls_stage.PROJECT, o.backend, o.io, o.strategy, o.reuse, o.part,
+            o.clock_period, compile_csim=False))
 
 
 def resolve(path: Path, options: RtlOptions) -> Source:
