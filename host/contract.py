@@ -104,6 +104,19 @@ class IOContract:
                   "processed whole, so an input transfer that ends mid-sample leaves the partial "
                   "sample buffered until more beats arrive")
 
+    def initiation_interval(self, reuse: int = 1) -> int:
+        """Cycles between the starts of consecutive samples when nothing stalls: the one II rule.
+
+        Each stream moves at most one beat per cycle, so a sample needs ``beats_per_sample``
+        cycles on its input and on its output stream; hls4ml's network accepts a sample every
+        ``reuse`` cycles. The HLS top's pipeline pragma, the RTL wrapper, the timing estimate and
+        the emulator all use this, so they cannot disagree (e.g. with 8-bit inputs, where the
+        output needs more beats than the input).
+        """
+        if reuse < 1:
+            raise ContractError(f"reuse={reuse}: must be >= 1")
+        return max(self.input.beats_per_sample, self.output.beats_per_sample, reuse)
+
     def to_dict(self) -> dict:
         return {"top": self.top, "input": self.input.to_dict(), "output": self.output.to_dict(),
                 "tlast": self.TLAST_RULE, "protocol": "AXI4-Stream, TDATA+TKEEP+TLAST, TKEEP all ones"}
