@@ -4,7 +4,10 @@ Both sides run the same batch (default 10,000 jets, the package's test vectors t
 same model library: once directly (``AxisLibrary.transfer``), once through the unmodified pynq
 client (a subprocess with ``PYNQ_REMOTE_DEVICES``), gRPC, the emulated DMA and the timing model.
 The ratio is the emulator's overhead; the breakdown says where the time goes (client phases,
-the C simulation inside the emulator, register and buffer traffic).
+the C simulation on the emulator's fabric worker, register and buffer traffic). Before the timed
+runs it makes one untimed transfer in each call order (S2MM first, and pynq's usual MM2S first)
+and reads the stream probe after each: the emulator's fabric figures must not depend on the order
+(they are the timing model's ``estimate``, not a measurement).
 
     python bench/emulator_throughput.py [--package DIR] [--batch 10000] [--repeat 5] [--json FILE]
 
@@ -32,16 +35,19 @@ from psqs.hls.csim import AxisLibrary
 from psqs.host import codec
 from psqs.host.package import OverlayPackage
 
-CSIM = "C simulation (push/pop, inside register write32)"
+CSIM = "C simulation (push/pop, on the fabric worker)"
+PROBE_TRANSFERS = 2   # the client's untimed transfers (one per call order) before its timed runs
 
 CLIENT = textwrap.dedent("""
     import json, sys, time
     import numpy as np
     from psqs.host import pynq_compat
     pynq_compat.apply()
-    from pynq import Overlay, allocate
+    from pynq import MMIO, Overlay, allocate
     from pynq.lib.dma import DMA
     from psqs.host.package import OverlayPackage
+    from psqs.host.stream_probe_regs import register
+    LAST_LATENCY, LAST_TRANSFER = register("LAST_LATENCY").offset, register("LAST_TRANSFER_TIME").offset
 
     pkg = OverlayPackage(sys.argv[1])
     data = np.load(sys.argv[2])
@@ -52,27 +58,40 @@ CLIENT = textwrap.dedent("""
     inp = allocate(shape=(data.size,), dtype=np.uint8)
     out = allocate(shape=(n * pkg.contract.output.bytes_per_sample,), dtype=np.uint8)
     setup = time.perf_counter() - t0
+    probe = MMIO(pkg.probe.base, 0x80)
+    fabric = {}                                # first (untimed): one transfer in each call order
+    for order in ("s2mm_first", "mm2s_first"):
+        calls = [(dma.recvchannel, out), (dma.sendchannel, inp)]
+        for channel, buffer in calls if order == "s2mm_first" else calls[::-1]:
+            channel.transfer(buffer)
+        dma.sendchannel.wait()
+        dma.recvchannel.wait()
+        fabric[order] = {name: probe.read(off) | probe.read(off + 4) << 32
+                         for name, off in (("last_latency", LAST_LATENCY), ("last_transfer_time", LAST_TRANSFER))}
     runs = []
     for _ in range(repeat):
         t = [time.perf_counter()]
         inp[:] = data
         dma.recvchannel.transfer(out)          # receive side first, as a host should
         t.append(time.perf_counter())
-        dma.sendchannel.transfer(inp)          # flush (upload) + registers; the emulator computes here
+        dma.sendchannel.transfer(inp)          # flush (upload) + registers; the model starts computing
         t.append(time.perf_counter())
         dma.sendchannel.wait()
-        dma.recvchannel.wait()                 # DMASR polling + invalidate (download)
+        dma.recvchannel.wait()                 # the model's time, DMASR polling + invalidate (download)
         t.append(time.perf_counter())
         runs.append(np.diff(t).tolist())
-    print("RESULT " + json.dumps({"setup_s": setup, "runs": runs, "out": np.asarray(out).tolist()}))
+    result = np.asarray(out).tolist()
+    print("RESULT " + json.dumps({"setup_s": setup, "runs": runs, "out": result, "fabric": fabric}))
 """)
 
 
 class Tally:
-    """Seconds and calls of wrapped methods (bench instrumentation of the in-process emulator)."""
+    """Seconds and calls of wrapped methods (bench instrumentation of the in-process emulator),
+    counted only while ``counting()`` is true."""
 
-    def __init__(self):
+    def __init__(self, counting):
         self.seconds, self.calls = {}, {}
+        self.counting = counting
 
     def wrap(self, obj, name: str, label: str) -> None:
         method = getattr(obj, name)
@@ -83,8 +102,9 @@ class Tally:
             try:
                 return method(*args, **kwargs)
             finally:
-                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t
-                self.calls[label] = self.calls.get(label, 0) + 1
+                if self.counting():
+                    self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t
+                    self.calls[label] = self.calls.get(label, 0) + 1
 
         setattr(obj, name, timed)
 
@@ -146,8 +166,8 @@ def main() -> None:
         csim_times, csim_out = bare_csim(library, data, args.repeat)   # before and after: the machine drifts
         np.save(scratch / "batch.npy", data)
         server = EmulatorServer.on_free_loopback(EmulatorConfig(overlays=[package]))
-        tally = Tally()
         board = server.board
+        tally = Tally(lambda: board.transfers > PROBE_TRANSFERS)   # the timed runs only
         for name in ("read32", "write32"):
             tally.wrap(board, name, f"register {name}")
         for name in ("write", "read"):
@@ -181,8 +201,6 @@ def main() -> None:
     per_run = {k: v / args.repeat for k, v in tally.seconds.items()}
     calls = {k: v / args.repeat for k, v in tally.calls.items()}
     csim_in_emulator = per_run.get(CSIM, 0.0)
-    per_run["register write32 without the C simulation"] = per_run.pop("register write32", 0.0) - csim_in_emulator
-    calls["register write32 without the C simulation"] = calls.pop("register write32", 0)
     report = {
         "batch": args.batch, "repeat": args.repeat, "package": str(package), "bit_exact": exact,
         "bare_csim": {"seconds": csim_s, "inferences_per_s": args.batch / csim_s},
@@ -191,9 +209,10 @@ def main() -> None:
         "overhead_ratio": emu_s / csim_s,
         "emulation_overhead_s": emu_s - csim_in_emulator,
         "client_phases_s": {"recvchannel.transfer": float(np.median(runs[:, 0])),
-                            "sendchannel.transfer (upload + emulator compute)": float(np.median(runs[:, 1])),
-                            "wait x2 (polling + download)": float(np.median(runs[:, 2]))},
+                            "sendchannel.transfer (upload + registers)": float(np.median(runs[:, 1])),
+                            "wait x2 (model, polling, download)": float(np.median(runs[:, 2]))},
         "emulator_per_run": {"seconds": per_run, "calls": calls},
+        "fabric_cycles_by_call_order": {"source": "estimate", **result["fabric"]},
     }
     print(f"batch {args.batch}; medians of {args.repeat} emulated and {2 * args.repeat} bare runs; "
           f"outputs bit-exact with the bare C simulation: {exact}")
@@ -206,6 +225,11 @@ def main() -> None:
         print(f"    client {phase:<48} {seconds * 1e3:8.1f} ms")
     for label in sorted(per_run):
         print(f"    emulator {label:<46} {per_run[label] * 1e3:8.1f} ms  ({calls[label]:.0f} calls)")
+    print("  stream probe after an untimed transfer in each call order (cycles; source: estimate, the "
+          "emulator's timing model):")
+    for order, figures in result["fabric"].items():
+        print(f"    {order:<11} LAST_LATENCY {figures['last_latency']:>8}   LAST_TRANSFER_TIME "
+              f"{figures['last_transfer_time']:>8}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

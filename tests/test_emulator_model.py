@@ -4,12 +4,13 @@ buffers, the sandboxed file system and package recognition."""
 from __future__ import annotations
 
 import shutil
+import threading
 
 import numpy as np
 import pytest
 from psqs.board_configs import load_board
 from psqs.deploy.emulator import dma as D
-from psqs.deploy.emulator.clock import CycleClock, VirtualClock
+from psqs.deploy.emulator.clock import CycleClock
 from psqs.deploy.emulator.errors import (
     BusError,
     InvalidArgument,
@@ -44,15 +45,16 @@ def fake_library(tmp_path_factory):
 
 
 class Rig:
-    """A DMA, the stand-in model and a probe on a clock the test moves by hand (100 MHz)."""
+    """A DMA, the stand-in model and a probe on a wall clock the test moves by hand (100 MHz). The
+    fabric worker is real; every read waits for it first, so a test sees the state that the wall
+    clock alone decides."""
 
     def __init__(self, library_path, tmp_path, capacity=16, rtl=False):
         private = tmp_path / f"lib{id(self)}" / library_path.name
         private.parent.mkdir()
         shutil.copy2(library_path, private)   # the library's streams are per loaded path
         self.wall = [0.0]
-        self.clock = VirtualClock(wall=lambda: self.wall[0])
-        self.cycles = CycleClock(self.clock, 100.0)
+        self.cycles = CycleClock(100.0, wall=lambda: self.wall[0])
         self.memory = DdrMemory(0, 0x2000_0000)
         self.probe = StreamProbe(self.cycles, 4, 4, 4)
         library = AxisLibrary(private)
@@ -61,7 +63,7 @@ class Rig:
         self.faults: dict[int, Fault] = {}
         self.count = 0
         self.dma = D.AxiDma(D.DmaConfig(32, 26, 4, 4, 4, 4, False, False), self.memory, self.stream,
-                            self.cycles, self._fault)
+                            self.cycles, self._fault, D.Worker())
         for channel in (D.MM2S, D.S2MM):
             self.dma.write32(channel + D.DMACR, D.RS)
 
@@ -69,11 +71,17 @@ class Rig:
         self.count += 1
         return self.faults.pop(self.count, None)
 
+    def settle(self) -> None:
+        assert self.dma.settle(timeout=30), "the fabric worker did not finish"
+
     def wait(self, cycles: int) -> None:
+        self.settle()
         self.wall[0] += cycles / 100e6
 
     def read(self, offset):
-        return self.probe.read32(offset - PROBE) if offset >= PROBE else self.dma.read32(offset)
+        self.settle()
+        with self.dma.lock:
+            return self.probe.read32(offset - PROBE) if offset >= PROBE else self.dma.read32(offset)
 
     def probe_reg(self, name):
         reg = regs.register(name)
@@ -94,7 +102,7 @@ class Rig:
         self.dma.write32(channel + D.LENGTH, buf.size if nbytes is None else nbytes)
 
     def status(self, channel):
-        return self.dma.read32(channel + D.DMASR)
+        return self.read(channel + D.DMASR)
 
 
 def samples(n, seed=0):
@@ -164,18 +172,32 @@ def test_rtl_cycle_counts_replace_the_latency(tmp_path):
     rig.start(D.S2MM, dst)
     rig.start(D.MM2S, src)
     rig.wait(1000)
+    assert rig.status(D.S2MM) & D.IDLE                              # the host sees the end, then reads
     assert rig.probe_reg("LAST_TRANSFER_TIME") == 109
     assert rig.probe_reg("LAST_LATENCY") == 109 - 9 * TIMING.period - (TIMING.out_beats - 1)
 
 
-def test_late_receive_side_shows_in_latency(fake_library, tmp_path):
-    rig = Rig(fake_library, tmp_path)
-    src, dst = rig.buffer(samples(4).tobytes()), rig.buffer(4 * 20)
-    rig.start(D.MM2S, src)
-    rig.wait(5000)                                                  # the host arms S2MM 50 us later
-    rig.start(D.S2MM, dst)
-    rig.wait(1000)
-    assert rig.probe_reg("LAST_LATENCY") == 5000
+@pytest.mark.parametrize("n", [4, 50])                             # 50 > capacity 16: back-pressured
+def test_the_host_between_two_calls_is_not_fabric_time(fake_library, tmp_path, n):
+    """Found on main: with MM2S started first, the host's delay before arming S2MM was counted as
+    fabric cycles (LAST_LATENCY = the delay). Fabric time moves with the streams only, so both call
+    orders, with any delay between the calls, measure what the timing model says."""
+    measured = {}
+    for order in ("s2mm first", "mm2s first"):
+        for delay in (0, 5000, 10_000_000):                          # 0, 50 us, 0.1 s between the calls
+            rig = Rig(fake_library, tmp_path, capacity=16)
+            x = samples(n, seed=delay)
+            src, dst = rig.buffer(x.tobytes()), rig.buffer(n * 20)
+            first, second = ((D.S2MM, dst), (D.MM2S, src)) if order == "s2mm first" else ((D.MM2S, src), (D.S2MM, dst))
+            rig.start(*first)
+            rig.status(first[0])                                    # the host may poll in between
+            rig.wait(delay)
+            rig.start(*second)
+            rig.wait(TIMING.transfer_time(n) + 1)
+            assert rig.status(D.MM2S) & D.IDLE and rig.status(D.S2MM) & D.IDLE, (order, delay)
+            np.testing.assert_array_equal(outputs(rig, dst, n), fake_model_outputs(x))
+            measured[order, delay] = (rig.probe_reg("LAST_LATENCY"), rig.probe_reg("LAST_TRANSFER_TIME"))
+    assert set(measured.values()) == {(TIMING.latency, TIMING.transfer_time(n))}, measured
 
 
 def test_backpressure_stalls_the_input_until_the_output_is_taken(fake_library, tmp_path):
@@ -185,6 +207,7 @@ def test_backpressure_stalls_the_input_until_the_output_is_taken(fake_library, t
     rig.start(D.MM2S, src)
     rig.wait(100_000)
     assert not rig.status(D.MM2S) & D.IDLE                          # stuck: nobody takes the outputs
+    rig.cycles.advance_to(100_000)                                  # fabric time moved by hand
     assert rig.probe_reg("IN_BEATS") == 8 * 4 + 7                   # 4 samples held, the 5th waits
     rig.start(D.S2MM, dst)
     rig.wait(10_000)
@@ -216,6 +239,64 @@ def test_partial_sample_waits_inside_the_ip(fake_library, tmp_path):
     rig.wait(10_000)
     assert rig.status(D.S2MM) & D.IDLE and rig.read(D.S2MM + D.LENGTH) == 40
     np.testing.assert_array_equal(outputs(rig, dst, 2), fake_model_outputs(x))
+
+
+def test_the_model_computes_beside_the_host_and_a_reset_voids_its_work(fake_library, tmp_path):
+    """The LENGTH write returns while the model still computes (on the board's worker, which holds
+    no lock meanwhile); DMASR shows Idle only once that data is done, however late the wall clock
+    is; a reset during the computation drops its results, and the next transfer is clean."""
+    rig = Rig(fake_library, tmp_path)
+    library, push = rig.stream.library, rig.stream.library.push
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_push(*args):
+        entered.set()
+        assert release.wait(timeout=30)
+        return push(*args)
+
+    library.push = slow_push
+    x, y = samples(10, seed=1), samples(6, seed=2)
+    src, dst = rig.buffer(x.tobytes()), rig.buffer(10 * 20)
+    rig.start(D.S2MM, dst)
+    rig.start(D.MM2S, src)                                          # returns; the model computes elsewhere
+    assert entered.wait(timeout=30)
+    rig.wall[0] += 1.0                                               # far past the fabric's duration...
+    assert not rig.dma.read32(D.S2MM + D.DMASR) & D.IDLE            # ...but the data is not done
+    rig.dma.write32(D.MM2S + D.DMACR, D.RESET)                      # reset mid-computation
+    for channel in (D.MM2S, D.S2MM):
+        rig.dma.write32(channel + D.DMACR, D.RS)
+    src2, dst2 = rig.buffer(y.tobytes()), rig.buffer(6 * 20)
+    rig.start(D.S2MM, dst2)
+    rig.start(D.MM2S, src2)
+    release.set()
+    rig.wait(TIMING.transfer_time(6) + 1)
+    assert rig.status(D.MM2S) & D.IDLE and rig.status(D.S2MM) & D.IDLE and rig.read(D.S2MM + D.LENGTH) == 120
+    np.testing.assert_array_equal(outputs(rig, dst2, 6), fake_model_outputs(y))
+    assert not rig.memory.read(dst.id, 0, 200).strip(b"\0")          # the voided transfer wrote nothing
+    assert (rig.probe_reg("TRANSFERS"), rig.probe_reg("IN_BEATS"), rig.probe_reg("LAST_LATENCY")) == (1, 48, 15)
+
+
+def test_faults_count_the_mm2s_transfers_that_start(fake_library, tmp_path):
+    """KIND@N hits the N-th MM2S LENGTH write that starts a transfer: writes to a busy or a halted
+    channel have no effect and are not counted."""
+    rig = Rig(fake_library, tmp_path, capacity=2)
+    rig.faults[3] = Fault("decode-error")
+    x = samples(20)
+    src, dst = rig.buffer(x.tobytes()), rig.buffer(20 * 20)
+    rig.start(D.MM2S, src)                                          # 1: back-pressured, stays busy
+    rig.start(D.MM2S, src)                                          # busy: ignored
+    rig.start(D.S2MM, dst)
+    rig.wait(10_000)
+    assert rig.status(D.MM2S) & D.IDLE and rig.status(D.S2MM) & D.IDLE
+    rig.dma.write32(D.MM2S + D.DMACR, 0)
+    rig.start(D.MM2S, src)                                          # halted: no effect
+    rig.dma.write32(D.MM2S + D.DMACR, D.RS)
+    assert rig.count == 1
+    for _ in range(2):                                              # 2, then 3: the fault
+        rig.start(D.S2MM, dst)
+        rig.start(D.MM2S, src)
+        rig.wait(10_000)
+    assert rig.count == 3 and rig.status(D.MM2S) & (D.DEC_ERR | D.HALTED) == D.DEC_ERR | D.HALTED
 
 
 @pytest.mark.parametrize("setup, bits", [
@@ -299,9 +380,9 @@ def test_probe_registers_follow_the_register_map(fake_library, tmp_path):
     assert rig.probe_reg("MIN_LATENCY") == (1 << 48) - 1 and rig.read(PROBE + 0x3C) == 0   # unmapped word
     assert rig.read(PROBE + 0x1000) == regs.ID_MAGIC                 # higher address bits alias
     cycles = regs.register("CYCLES")
-    rig.wait(5 * (1 << 32) + 1000)                                   # CYCLES past 2^32
+    rig.cycles.advance_to(5 * (1 << 32) + 1000)                      # CYCLES past 2^32 (fabric time by hand)
     lo = rig.read(PROBE + cycles.offset)
-    rig.wait(2 * (1 << 32))                                          # the true HI word moves on...
+    rig.cycles.advance_to(7 * (1 << 32) + 1000)                      # the true HI word moves on...
     assert rig.read(PROBE + cycles.offset + 4) == 5                  # ...the latched one does not
     assert lo == 1000
     rig.read(PROBE + cycles.offset)
@@ -317,6 +398,7 @@ def test_probe_enable_and_clear(fake_library, tmp_path):
     rig.start(D.S2MM, dst)
     rig.start(D.MM2S, src)
     rig.wait(1000)
+    assert rig.status(D.S2MM) & D.IDLE
     assert rig.probe_reg("IN_BEATS") == rig.probe_reg("TRANSFERS") == 0 and rig.probe_reg("CYCLES") > 0
     rig.probe.write32(ctrl, 0x3)                                     # enable and clear
     assert rig.probe_reg("CYCLES") < 10 and rig.probe_reg("CTRL") == 0x2
@@ -347,17 +429,19 @@ def test_pl_clock_follows_the_slcr():
     assert kv.pl_clock_mhz(0) == pytest.approx(99.999)
 
 
-def test_cycle_clock_pauses_and_retunes():
+def test_fabric_time_ignores_the_wall_clock_and_only_moves_forward():
     wall = [0.0]
-    clock = VirtualClock(wall=lambda: wall[0])
-    cycles = CycleClock(clock, 100.0)
-    wall[0] = 1e-3
-    with clock.paused():
-        wall[0] = 5.0                                                # the emulator computing
-    assert cycles.now() == 100_000
-    cycles.retune(200.0)
-    wall[0] += 1e-3
-    assert cycles.now() == 300_000
+    cycles = CycleClock(100.0, wall=lambda: wall[0])
+    wall[0] = 5.0                                                    # the host, or the emulator, busy
+    assert cycles.now() == 0
+    cycles.advance_to(1000)
+    cycles.advance_to(10)                                            # an older event: no step back
+    assert cycles.now() == 1000
+    assert cycles.seconds(100_000) == pytest.approx(1e-3) and cycles.cycles_in(1e-3) == 100_000
+    cycles.retune(200.0)                                             # the count survives, the rate changes
+    assert cycles.now() == 1000 and cycles.seconds(100_000) == pytest.approx(0.5e-3)
+    cycles.retune(0.0)
+    assert cycles.seconds(1) == float("inf") and cycles.seconds(0) == 0.0
 
 
 def test_ddr_buffers():
@@ -389,6 +473,32 @@ def test_board_files_stay_in_the_sandbox(tmp_path):
         files.write("/proc/version", b"aarch64")
     files.write("/lib/firmware/a.bin", b"1234")
     assert files.exists("/lib/firmware/a.bin") and not files.exists("/lib/firmware/b.bin")
+
+
+def test_a_client_writes_where_a_board_lets_it_and_nowhere_else(tmp_path):
+    """Found on main: only the firmware paths were writable. A board's /tmp and home directories
+    are too (below them as well); the rest stays read-only and no path leaves the sandbox."""
+    files = BoardFiles(tmp_path / "root", load_board("pynq-z2"))
+    for path in ("/tmp/a.txt", "/home/xilinx/notes.json", "/root/r.bin", "/tmp//./b.txt"):
+        files.write(path, path.encode())
+        assert files.read(path) == path.encode() and files.exists(path)
+    (tmp_path / "root" / "tmp" / "sub").mkdir()                      # a directory already there
+    files.write("/tmp/sub/c.txt", b"c")
+    assert (tmp_path / "root" / "tmp" / "sub" / "c.txt").read_bytes() == b"c"
+    (tmp_path / "secret").write_text("x")
+    (tmp_path / "root" / "tmp" / "out").symlink_to(tmp_path / "secret")
+    (tmp_path / "root" / "tmp" / "ver").symlink_to(tmp_path / "root" / "proc" / "version")
+    (tmp_path / "root" / "tmp" / "procdir").symlink_to(tmp_path / "root" / "proc")
+    version = files.read("/proc/version")
+    for bad, error in [("/tmp/../etc/passwd", InvalidArgument), ("tmp/a.txt", InvalidArgument),
+                       ("/tmp/out", InvalidArgument), ("/etc/passwd", PermissionDenied),
+                       ("/tmp/ver", PermissionDenied), ("/tmp/procdir/version", PermissionDenied),
+                       ("/home/other/x", PermissionDenied), ("/tmp", PermissionDenied),
+                       ("/tmp/missing/x.txt", NotFound)]:
+        with pytest.raises(error):
+            files.write(bad, b"overwritten")
+    assert (tmp_path / "secret").read_text() == "x" and files.read("/proc/version") == version
+    assert not (tmp_path / "root" / "etc").exists()
 
 
 def test_fault_specs():

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from psqs.deploy.emulator import Fault
@@ -15,6 +16,7 @@ from test_emulator_support import (
     DESIGNS,
     FAKE_IO,
     PROBE_BASE,
+    TIMING,
     build_fake_library,
     client_script,
     run_client,
@@ -170,6 +172,71 @@ def test_injected_faults_are_observable_and_recoverable(emulator, fake_packages,
     assert stall["outcome"] == "done" and stall["seconds"] >= 0.3 and stall["probe_latency"] >= 30_000_000
     assert result["final"] == "done" and result["final_ok"]
     assert result["final_latency"] == 15 and result["transfers"] == 1
+
+
+def test_the_probe_does_not_count_the_host_between_pynq_calls(emulator, fake_packages, tmp_path):
+    """Found on main: in pynq's usual order (sendchannel, then recvchannel) the host's time between
+    the two calls was counted as fabric cycles (LAST_LATENCY in the hundreds of thousands). Both
+    orders, with or without a 50 ms pause between the calls, read the timing model's figures:
+    latency L, transfer time L + (n - 1) * P + (ob - 1) with P = max(II, 8 input, 5 output beats)."""
+    result = run_client("""
+        from psqs.host import stream_probe_regs as regs
+        ol = Overlay(sys.argv[1])
+        dma = ol.hier_0.axi_dma_0
+        probe = MMIO(PROBE_BASE, 0x80)
+        figures = {}
+        for n in (64, 3000):                                  # 3000 > the stream's capacity: back-pressure
+            inp, out = allocate(shape=(n, 16), dtype=np.int16), allocate(shape=(n, 5), dtype=np.int32)
+            inp[:] = np.arange(16 * n).reshape(n, 16) % 3000
+            for order in ("send first", "recv first"):
+                for pause in (0.0, 0.05):
+                    calls = [(dma.sendchannel, inp), (dma.recvchannel, out)]
+                    if order == "recv first":
+                        calls.reverse()
+                    calls[0][0].transfer(calls[0][1])
+                    time.sleep(pause)
+                    calls[1][0].transfer(calls[1][1])
+                    dma.sendchannel.wait()
+                    dma.recvchannel.wait()
+                    ok = bool(np.array_equal(out, expected(np.asarray(inp))))
+                    figures[f"{n} {order} {pause}"] = [probe64(probe, regs.register(name).offset)
+                                                       for name in ("LAST_LATENCY", "LAST_TRANSFER_TIME")] + [ok]
+        emit(figures=figures)
+    """, emulator.config.host, tmp_path / "client", args=(fake_packages / "fake" / "fake.bit",), helpers=FAKE_CLIENT)
+    latency = TIMING["latency_cycles"]
+    for key, figures in result["figures"].items():
+        n = int(key.split()[0])
+        assert figures == [latency, latency + (n - 1) * 8 + 4, True], key
+
+
+def test_a_client_writes_and_reads_back_files_where_a_board_lets_it(emulator, tmp_path):
+    """pynq 4.0's remote client has three file calls (exists_file, read_file, write_file); a board
+    lets it write its /tmp and home directories, not the rest, and never outside the sandbox."""
+    name = f"psqs-{tmp_path.name}.txt"
+    result = run_client(f"""
+        import grpc
+        device = pynq.Device.active_device
+        back = {{}}
+        for path in ("/tmp/{name}", "/home/xilinx/{name}", "/root/{name}"):
+            data = path.encode() * 100_000                    # several 2 MiB chunks
+            device.write_file(path, data)
+            back[path] = device.read_file(path) == data and device.exists_file(path).exists
+        refused = {{}}
+        for path in ("/tmp/../etc/{name}", "/etc/{name}", "/proc/version", "tmp/{name}", "/tmp/no/{name}"):
+            try:
+                device.write_file(path, b"x")
+                refused[path] = None
+            except grpc.RpcError as exc:
+                refused[path] = exc.code().name
+        emit(back=back, refused=refused)
+    """, emulator.config.host, tmp_path / "client")
+    assert result["back"] == {f"{d}/{name}": True for d in ("/tmp", "/home/xilinx", "/root")}
+    assert result["refused"] == {f"/tmp/../etc/{name}": "INVALID_ARGUMENT", f"/etc/{name}": "PERMISSION_DENIED",
+                                 "/proc/version": "PERMISSION_DENIED", f"tmp/{name}": "INVALID_ARGUMENT",
+                                 f"/tmp/no/{name}": "NOT_FOUND"}
+    sandbox = emulator.board.files.root
+    assert (sandbox / "tmp" / name).stat().st_size == len(f"/tmp/{name}") * 100_000
+    assert not (Path("/tmp") / name).exists()                   # the host's own /tmp is untouched
 
 
 def test_unknown_bitstream_is_refused_then_a_known_one_loads(emulator, fake_packages, tmp_path):

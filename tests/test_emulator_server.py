@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import threading
 
 import grpc
@@ -13,6 +15,7 @@ from psqs.deploy.emulator import EmulatorConfig, EmulatorServer, Fault
 from psqs.deploy.emulator import dma as D
 from psqs.deploy.emulator.packages import bin_image
 from psqs.deploy.emulator.server import EmulatorStartError
+from psqs.host.errors import PsqsError
 from pynq.remote import (
     buffer_pb2,
     buffer_pb2_grpc,
@@ -271,6 +274,29 @@ def test_rtl_models_need_their_cycle_counter(tmp_path):
         server.stop()
 
 
+def test_overlays_without_a_package_are_an_error(tmp_path, packages):
+    """Found on main: ``--overlays`` naming a directory that holds no package served "no packages".
+    It is an error naming the directory and what was looked for, also beside a good directory,
+    and ``python -m psqs.deploy.emulator`` exits with it instead of serving."""
+    from psqs.deploy.emulator.errors import PackageError
+    from psqs.host.artifact import write_manifest
+
+    empty, other = tmp_path / "empty", tmp_path / "other"
+    empty.mkdir()
+    (empty / "notes").mkdir()
+    (other / "hls6").mkdir(parents=True)
+    write_manifest(other / "hls6", "psqs.hls", 1, {})                # an artifact of another kind
+    for root, extra in ((empty, ""), (other, "hls6 (kind 'psqs.hls')")):
+        with pytest.raises(PackageError) as info:
+            EmulatorServer(EmulatorConfig(overlays=[packages, root], host="127.0.0.1", port=1))
+        message = str(info.value)
+        assert str(root) in message and "manifest.json of kind 'psqs.overlay'" in message and extra in message
+    proc = subprocess.run([sys.executable, "-m", "psqs.deploy.emulator", "--overlays", str(empty),
+                           "--host", "127.0.0.1", "--port", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and str(empty) in proc.stderr and "no overlay package" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_cli(tmp_path, capsys):
     import argparse
 
@@ -283,7 +309,8 @@ def test_cli(tmp_path, capsys):
     config = cli.config_from(args)
     assert (config.host, config.port, config.board) == ("127.0.0.1", 7967, "pynq-z2")
     assert config.faults == [Fault("stall", 5.0, 2), Fault("hang")]
-    assert args.func(args) == 2 and "missing: no such directory" in capsys.readouterr().err
+    with pytest.raises(PsqsError, match="missing: no such directory"):
+        args.func(args)
     with pytest.raises(SystemExit):
         parser.parse_args(["emulate", "--fault", "explode"])
     assert "must be one of hang" in capsys.readouterr().err

@@ -4,10 +4,12 @@ The address map is what the PS's CPU sees: the PS configuration registers (alway
 once an overlay is programmed, its DMA and stream probe at the addresses in the package's
 manifest. An access no slave decodes is refused (the AXI DECERR a real interconnect returns).
 Register accesses from all clients go through one lock, as they go through the PS's single
-general-purpose port on the board, so none is ever torn or interleaved; DMA buffers belong to
-whoever allocated them (unguessable ids, disjoint physical ranges). The board has one DMA, so
-hosts sharing it must take turns with their transfers, as on hardware: a LENGTH write to a busy
-channel is ignored (see :mod:`.dma`), and an S2MM channel takes whatever the stream carries.
+general-purpose port on the board, so none is ever torn or interleaved (the board's fabric worker,
+:class:`.dma.Worker`, takes the same lock to update the DMA and the probe, and leaves it while the
+model computes); DMA buffers belong to whoever allocated them (unguessable ids, disjoint physical
+ranges). The board has one DMA, so hosts sharing it must take turns with their transfers, as on
+hardware: a LENGTH write to a busy channel is ignored (see :mod:`.dma`), and an S2MM channel takes
+whatever the stream carries.
 
 Programming follows the fpga_manager: writing a firmware file name to
 ``/sys/class/fpga_manager/fpga0/firmware`` programs ``/lib/firmware/<name>``. The PL is cleared
@@ -30,8 +32,8 @@ from psqs.board_configs import DEFAULT_BOARD, load_board
 from psqs.hls.csim import AxisLibrary
 
 from . import sandbox
-from .clock import CycleClock, VirtualClock
-from .dma import AxiDma
+from .clock import CycleClock
+from .dma import AxiDma, Worker
 from .errors import (
     DecodeError,
     FailedPrecondition,
@@ -39,7 +41,7 @@ from .errors import (
     NotFound,
     Unimplemented,
 )
-from .faults import Fault
+from .faults import Fault, FaultSpecError
 from .memory import DdrMemory
 from .packages import PackageCatalog, ServedPackage
 from .probe import StreamProbe
@@ -71,10 +73,10 @@ class EmulatedBoard:
     def __init__(self, config: EmulatorConfig):
         self.config = config
         self.board = load_board(config.board)
-        self.vclock = VirtualClock()
         self.lock = threading.RLock()
         self.ps = PsRegisters(self.board, self._clock_changed)
-        self.cycles = CycleClock(self.vclock, self.ps.pl_clock_mhz(self.board.fclk))
+        self.cycles = CycleClock(self.ps.pl_clock_mhz(self.board.fclk))
+        self.worker = Worker()
         self.memory = DdrMemory(self.board.ddr_base, self.board.ddr_size)
         self.catalog = PackageCatalog(config.overlays, self.board)
         self._scratch = Path(tempfile.mkdtemp(prefix="psqs-emulator-"))
@@ -94,6 +96,7 @@ class EmulatedBoard:
         self._remap()
 
     def close(self) -> None:
+        self.worker.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     # ---------------------------------------------------------------- address map
@@ -140,15 +143,17 @@ class EmulatedBoard:
 
     # ---------------------------------------------------------------- faults
     def inject(self, fault: Fault) -> None:
-        """Arm ``fault`` for the ``fault.at_transfer``-th MM2S transfer from now on."""
+        """Arm ``fault`` for the ``fault.at_transfer``-th MM2S transfer from now on (what counts as
+        one: :mod:`.dma`; ``--fault`` faults are armed when the emulator starts)."""
         with self.lock:
             at = self.transfers + fault.at_transfer
             if at in self._faults:
-                raise ValueError(f"a fault ({self._faults[at]}) is already armed for transfer {at}")
+                raise FaultSpecError(f"fault {fault}: a fault ({self._faults[at]}) is already armed for transfer {at}")
             self._faults[at] = fault
             log.info("fault %s armed for MM2S transfer %d", fault, at)
 
     def _next_fault(self) -> Fault | None:
+        """Called by the DMA for each MM2S LENGTH write that starts a transfer, and only then."""
         self.transfers += 1
         return self._faults.pop(self.transfers, None)
 
@@ -161,8 +166,7 @@ class EmulatedBoard:
 
     def write_file(self, path: str, data: bytes) -> None:
         with self.lock:
-            self.files.write(path, data)
-            if self.files.canonical(path) == sandbox.FPGA_FIRMWARE:
+            if self.files.write(path, data) == sandbox.FPGA_FIRMWARE:
                 self._program_firmware(data.decode(errors="replace").strip())
 
     def _program_firmware(self, name: str) -> None:
@@ -198,7 +202,8 @@ class EmulatedBoard:
                                         contract.output.bus_bytes)
                 stream = ModelStream(library, served.timing, self.cycles, self.config.stream_capacity, probe,
                                      library.cycle_counter)
-                dma = AxiDma(served.dma_config, self.memory, stream, self.cycles, self._next_fault)
+                dma = AxiDma(served.dma_config, self.memory, stream, self.cycles, self._next_fault, self.worker,
+                             self.lock)
             except (OSError, ValueError) as exc:     # a model library that does not load or fit
                 self._clear_pl("write error")
                 raise FailedPrecondition(f"{served.name} ({served.package.path}) cannot be emulated: {exc}") from None
@@ -211,6 +216,8 @@ class EmulatedBoard:
             return served
 
     def _clear_pl(self, state: str) -> None:
+        if self.dma is not None:
+            self.dma.close()
         self.dma = self.probe = self.loaded = None
         self._remap()
         self.files.set_state(state)

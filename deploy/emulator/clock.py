@@ -1,86 +1,69 @@
-"""Emulated time: the wall clock minus the emulator's own computing, and the fabric's cycles.
+"""Emulated time: the fabric's cycle counter, which moves with the streams and never with the host.
 
-The emulator computes a transfer's data at once (the C simulation of the model is far slower than
-the fabric it stands for) and reports the transfer complete when *emulated* time reaches the cycle
-at which the fabric would have finished. Emulated time runs with the wall clock, except while the
-emulator is computing: without that pause a 0.7 s C simulation of a 10,000-sample batch would look
-to the host like a 0.7 s transfer, and to the stream probe like a 70-million-cycle latency, where
-the fabric needs about a millisecond.
+The fabric clock of an emulated board does not run with the wall clock. It stands at the cycle of
+the latest fabric event the host has *observed* (a DMA channel it read reporting a transfer
+complete or failed) and moves forward only to such cycles; everything the host does between two
+observations happens, in fabric time, at the current cycle. So a channel armed while the host
+has seen nothing new is armed at the same cycle as the one before it, whether the host paused
+for 10 us or for a gRPC round trip of 2 ms, and the stream probe measures the fabric alone:
+LAST_LATENCY and LAST_TRANSFER_TIME are the same whichever DMA channel pynq starts first and
+whatever the delay between the two calls. (On a board the host's delay would show when the
+input is started first; the emulator reports what the fabric needs, which is what the probe is
+read for.) The probe's CYCLES register reads this counter too.
+
+The wall clock has one role: a completion (or an error found mid-transfer) becomes visible only
+once the wall clock has passed the LENGTH write that started the transfer plus the transfer's
+fabric duration at the current PL clock (:meth:`CycleClock.seconds`), so that a host never sees
+an emulated transfer finish sooner than the fabric could, and a ``stall`` fault of 3 s is seen
+3 s later. The emulator's own computing (the C simulation, on its worker thread) only delays
+completions further.
 """
 from __future__ import annotations
 
-import contextlib
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-
-
-class VirtualClock:
-    """Seconds of emulated time: ``wall() - (time spent inside paused())``, never decreasing."""
-
-    def __init__(self, wall: Callable[[], float] = time.monotonic):
-        self._wall = wall
-        self._origin = wall()
-        self._lock = threading.Lock()
-        self._paused_total = 0.0
-        self._pause_depth = 0
-        self._paused_at = 0.0
-
-    def now(self) -> float:
-        with self._lock:
-            if self._pause_depth:
-                return self._paused_at - self._origin - self._paused_total
-            return self._wall() - self._origin - self._paused_total
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Stop emulated time while the emulator computes (re-entrant, thread-safe)."""
-        with self._lock:
-            if self._pause_depth == 0:
-                self._paused_at = self._wall()
-            self._pause_depth += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._pause_depth -= 1
-                if self._pause_depth == 0:
-                    self._paused_total += self._wall() - self._paused_at
+from collections.abc import Callable
 
 
 class CycleClock:
-    """Cycles of the PL clock that drives the design, since power-on.
+    """Cycles of the PL clock that drives the design, and the wall clock that paces completions.
 
     The frequency is whatever the PS currently programs (pynq sets it from the ``.hwh`` when it
-    downloads an overlay); :meth:`retune` keeps the count continuous across changes, as a counter
-    in the fabric would be. A stopped clock (0 MHz) does not advance.
+    downloads an overlay); :meth:`retune` changes it without touching the count, as a counter in
+    the fabric would. A stopped clock (0 MHz) never lets a transfer of non-zero duration finish.
     """
 
-    def __init__(self, clock: VirtualClock, mhz: float):
-        self.clock = clock
+    def __init__(self, mhz: float, wall: Callable[[], float] = time.monotonic):
+        self.wall = wall
         self._lock = threading.Lock()
-        self._anchor_s = clock.now()
-        self._anchor_cycles = 0
+        self._cycle = 0
         self._mhz = mhz
 
     @property
     def mhz(self) -> float:
         return self._mhz
 
-    def _cycles_at(self, seconds: float) -> int:
-        return self._anchor_cycles + int((seconds - self._anchor_s) * self._mhz * 1e6)
-
     def now(self) -> int:
+        """The fabric cycle the host has reached (see the module docstring)."""
         with self._lock:
-            return self._cycles_at(self.clock.now())
+            return self._cycle
+
+    def advance_to(self, cycle: int) -> None:
+        """The host observed a fabric event at ``cycle``: fabric time is at least there now."""
+        with self._lock:
+            self._cycle = max(self._cycle, int(cycle))
 
     def cycles_in(self, seconds: float) -> int:
-        """How many cycles ``seconds`` of emulated time last at the current frequency."""
+        """How many cycles ``seconds`` last at the current frequency."""
         return int(seconds * self._mhz * 1e6)
+
+    def seconds(self, cycles: int) -> float:
+        """How long ``cycles`` last at the current frequency (infinite for a stopped clock)."""
+        if cycles <= 0:
+            return 0.0
+        return cycles / (self._mhz * 1e6) if self._mhz > 0 else math.inf
 
     def retune(self, mhz: float) -> None:
         with self._lock:
-            now = self.clock.now()
-            self._anchor_cycles = self._cycles_at(now)
-            self._anchor_s = now
             self._mhz = mhz

@@ -210,27 +210,35 @@ def load_package(path: Path, board: Board) -> ServedPackage:
     t = package.timing
     try:
         timing = StreamTiming(contract.input.beats_per_sample, contract.output.beats_per_sample,
-                              int(t["latency_cycles"]), int(t["ii_cycles"]))
+                              int(t["latency_cycles"]), contract.initiation_interval(int(t["ii_cycles"])))
     except (KeyError, TypeError, ValueError) as exc:
         raise PackageError(f"{where}: timing needs integer latency_cycles and ii_cycles ({exc})") from None
     return ServedPackage(package, sha, dma, dma_config, probe, depth, timing, model["kind"], library)
 
 
-def package_dirs(roots: list[Path]) -> list[Path]:
-    """Each root that is a package, else its immediate subdirectories that are."""
-    found = []
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            raise PackageError(f"{root}: no such directory")
-        candidates = [root] if (root / MANIFEST).is_file() else sorted(p for p in root.iterdir() if p.is_dir())
-        for candidate in candidates:
-            try:
-                kind = peek_kind(candidate)
-            except ArtifactError:
-                continue
-            if kind == KIND:
-                found.append(candidate)
+def package_dirs(root: Path) -> list[Path]:
+    """``root`` if it is an overlay package, else its immediate subdirectories that are; a root
+    that holds none is an error naming what was looked for (and what was found instead)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PackageError(f"{root}: no such directory")
+    candidates = [root] if (root / MANIFEST).is_file() else sorted(p for p in root.iterdir() if p.is_dir())
+    found, others = [], []
+    for candidate in candidates:
+        try:
+            kind = peek_kind(candidate)
+        except ArtifactError:
+            if candidate == root:
+                others.append(f"{root.name} (unreadable {MANIFEST})")
+            continue
+        if kind == KIND:
+            found.append(candidate)
+        else:
+            others.append(f"{candidate.name or candidate} (kind {kind!r})")
+    if not found:
+        seen = f"; found {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}" if others else ""
+        raise PackageError(f"{root}: no overlay package (looked for a {MANIFEST} of kind {KIND!r} in {root} "
+                           f"and in its immediate subdirectories{seen}); build one with `psqs build`")
     return found
 
 
@@ -249,14 +257,16 @@ class PackageCatalog:
         self.rescan(strict=True)
 
     def rescan(self, strict: bool = False) -> None:
-        """Load new and changed packages; ``strict``: a bad one is an error, else a warning."""
-        try:
-            paths = package_dirs(self.roots)
-        except PackageError as exc:
-            if strict:
-                raise
-            log.warning("rescan: %s", exc)
-            return
+        """Load new and changed packages; ``strict``: a bad one, or a root without any, is an
+        error, else a warning."""
+        paths = []
+        for root in self.roots:
+            try:
+                paths += package_dirs(root)
+            except PackageError as exc:
+                if strict:
+                    raise
+                log.warning("rescan: %s", exc)
         for path in paths:
             try:
                 stamp = hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()   # lists every file's sha256

@@ -3,29 +3,52 @@
 The register map, field positions, reset values and implemented widths all come from
 :mod:`psqs.host.stream_probe_regs` (the map the Verilog, the IP-XACT file and the host driver are
 generated from); this module supplies only what each register *means*, following
-``overlays/ip/stream_probe/hdl/stream_probe.v`` at transaction level:
+``overlays/ip/stream_probe/hdl/stream_probe.v`` cycle by cycle:
 
-- an input transfer starts at the first input beat after a TLAST; its start cycle waits in a
-  ring of FIFO_DEPTH slots (a start arriving with the ring full is dropped: STATUS.OVERFLOW);
+- a transfer is delimited by TLAST on its own stream: the first beat after a TLAST (or after a
+  CLEAR or reset, which also reset this framing) starts one;
+- an input transfer's start cycle waits in a ring of FIFO_DEPTH slots; a start arriving with the
+  ring full is dropped (STATUS.OVERFLOW) unless an output transfer finishes in that very cycle and
+  frees a slot;
 - the first beat of an output transfer pairs with the oldest pending start (none pending:
   STATUS.UNMATCHED) and gives LAST_LATENCY (and MIN/MAX_LATENCY); its TLAST beat gives
   LAST_TRANSFER_TIME, frees the slot and counts TRANSFERS; a start and an output beat in the
-  same cycle measure 0;
+  same cycle with nothing else pending measure 0 (the RTL's bypass);
 - beats are counted and transfers measured only while CTRL.ENABLE is set; CYCLES always runs;
-- reading the LO word of a 64-bit register latches its HI word; CTRL.CLEAR zeroes everything.
+- reading the LO word of a 64-bit register latches its HI word; CTRL.CLEAR zeroes everything;
+  address bits [1:0] and those above the block are not decoded.
 
 The stream path reports beats with the cycles they cross the probe, which may lie ahead of the
-present (the emulator computes a transfer at once); events are applied lazily, in cycle order,
-up to the cycle of each register access, so a register read mid-transfer shows what the fabric
-would show at that cycle. Not modelled: MIN/MAX_LATENCY lagging LAST_LATENCY by one cycle, CLEAR
-taking effect one cycle after its write, and a start entering a full ring in the very cycle a
-finish frees a slot.
+present (the emulator computes a transfer at once); beats are applied lazily, in cycle order, up
+to the cycle of each register access, so a register read mid-transfer shows what the fabric would
+show at that cycle. Beats of one stream must be reported in cycle order, none at a cycle already
+passed by a register access. ``tests/test_probe_cosim.py`` plays the same random traces into this
+model and into the Verilog (Verilator) and compares every register read.
+
+Correspondence with the RTL, in the cycles of ``cycles`` (edge k of ``aclk`` = cycle k): a beat at
+cycle t is the handshake sampled at edge t; a register read at cycle ``now`` returns what an
+AXI4-Lite read whose address handshake is at edge now+1 returns (every beat up to cycle ``now``
+included); a CTRL write without CLEAR at cycle ``now`` is the write handshake at edge ``now`` (beats
+after ``now`` see the new ENABLE); :meth:`reset` at ``now`` is aresetn first sampled high at edge
+``now``. Two deliberate simplifications, both because the emulated fabric clock need not advance
+between two host accesses, where on a board an AXI4-Lite access takes tens of cycles:
+
+- a write with CLEAR at ``now`` is the RTL's write handshake at edge now-1: the RTL clears one edge
+  after the handshake, the model at the write's own cycle, so that a read right after a CLEAR sees
+  the cleared registers (CYCLES counts from ``now``);
+- MIN/MAX_LATENCY include a latency measured at cycle ``now`` at once; the RTL takes them one edge
+  after LAST_LATENCY, so on a board a read exactly one cycle after an output transfer's first beat
+  still shows the previous MIN/MAX, in the model a read at the cycle of a single-beat output shows
+  its latency.
+
+The 48-bit age counters are not modelled as such: latencies are cycle differences, read modulo
+2^48 like the counters' wrapped values; MIN/MAX comparisons past that (10.9 days at 300 MHz) differ.
 """
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import deque
+from operator import itemgetter
 
 import numpy as np
 from psqs.host import stream_probe_regs as regs
@@ -39,10 +62,13 @@ if _UNMODELLED:
     raise ImportError(f"psqs.host.stream_probe_regs defines registers the emulator does not model: "
                       f"{', '.join(_UNMODELLED)}; teach psqs.deploy.emulator.probe what they mean")
 
-# event priorities within one cycle: a start before the output beat it may pair with (bypass)
-_IN_START, _OUT_FIRST, _OUT_LAST, _IN_END = range(4)
+# Events within one cycle sort output first (a finish frees the slot a start needs when the ring
+# is full); a start goes first when the ring is empty (it is the output's match: the bypass).
+_OUT_FIRST, _OUT_LAST, _IN_START = range(3)
+_STREAMS = ("in", "out")
 _CTRL, _STATUS = regs.register("CTRL"), regs.register("STATUS")
 _WORDS = {offset: (name, reg) for name, offset, reg in regs.words()}
+_DECODED = (regs.ADDRESS_SPAN - 1) & ~3
 
 
 def _fields(reg: regs.Register, **values: int) -> int:
@@ -60,22 +86,19 @@ class StreamProbe:
         self.cycles = cycles
         self.fifo_depth = fifo_depth
         self.config_word = regs.encode_config(fifo_depth, 8 * bytes_in, 8 * bytes_out)
-        self._seq = itertools.count()
         self.reset()
 
     # ---------------------------------------------------------------- state
     def reset(self) -> None:
         """Power-on / PL reset: registers to their reset values, no beats in flight."""
         self.enable = bool(_CTRL.field("ENABLE").extract(_CTRL.reset))
-        self.in_busy = self.out_busy = False
-        self._gen_in_busy = self._gen_out_busy = False
-        self._events: list = []
-        self._segments: list[list] = []   # [times, n counted, "in"|"out"]
+        self._beats: dict[str, deque[list]] = {s: deque() for s in _STREAMS}   # [times, last, applied]
         self._clear(self.cycles.now())
 
     def _clear(self, now: int) -> None:
         self.cycles_base = now
         self.counts = {"IN_BEATS": 0, "OUT_BEATS": 0, "TRANSFERS": 0}
+        self.busy = {s: False for s in _STREAMS}      # inside a transfer: first beat seen, TLAST not yet
         self.pending: deque[int] = deque()
         self.matched = False
         self.overflow = self.unmatched = False
@@ -84,51 +107,62 @@ class StreamProbe:
         self.latched_hi = {reg.name: reg.reset >> 32 for reg in regs.REGISTERS if reg.width == 64}
 
     # ---------------------------------------------------------------- observation
-    def _push(self, time: int, priority: int) -> None:
-        heapq.heappush(self._events, (int(time), priority, next(self._seq)))
-
     def observe(self, stream: str, times: np.ndarray, last: np.ndarray) -> None:
         """Beats crossing the probe's ``stream`` ("in" or "out") at ``times``, TLAST flags ``last``."""
-        if times.size == 0:
-            return
-        last = last.astype(bool)
-        busy = self._gen_in_busy if stream == "in" else self._gen_out_busy
-        first = np.concatenate([[not busy], last[:-1]])
-        start, end = (_IN_START, _IN_END) if stream == "in" else (_OUT_FIRST, _OUT_LAST)
-        for t in times[first]:
-            self._push(t, start)
-        for t in times[last]:
-            self._push(t, end)
-        if stream == "in":
-            self._gen_in_busy = not last[-1]
-        else:
-            self._gen_out_busy = not last[-1]
-        self._segments.append([times, 0, stream])
+        if stream not in self._beats:
+            raise ValueError(f"stream probe: no stream {stream!r} (streams: {', '.join(_STREAMS)})")
+        if times.size:
+            self._beats[stream].append([np.asarray(times, dtype=np.int64), np.asarray(last, dtype=bool), 0])
+
+    def _due(self, stream: str, now: int) -> tuple[np.ndarray, np.ndarray]:
+        """The beats of ``stream`` up to cycle ``now`` not applied yet: (cycles, TLAST flags)."""
+        times, lasts = [], []
+        queue = self._beats[stream]
+        while queue:
+            segment = queue[0]
+            seg_times, seg_last, applied = segment
+            upto = int(np.searchsorted(seg_times, now, side="right"))
+            times.append(seg_times[applied:upto])
+            lasts.append(seg_last[applied:upto])
+            if upto < seg_times.size:
+                segment[2] = upto
+                break
+            queue.popleft()
+        if not times:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
+        return np.concatenate(times), np.concatenate(lasts)
+
+    def _framed(self, stream: str, times: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Cycles of the first beats of transfers among ``times``, continuing the TLAST framing."""
+        if not times.size:
+            return times
+        first = np.concatenate([[not self.busy[stream]], last[:-1]])
+        self.busy[stream] = not last[-1]
+        return times[first]
 
     def _advance(self, now: int) -> None:
-        for segment in self._segments:
-            times, counted, stream = segment
-            upto = int(np.searchsorted(times, now, side="right"))
-            if upto > counted and self.enable:
-                self.counts["IN_BEATS" if stream == "in" else "OUT_BEATS"] += upto - counted
-            segment[1] = max(counted, upto)
-        self._segments = [s for s in self._segments if s[1] < s[0].size]
-        while self._events and self._events[0][0] <= now:
-            time, kind, _ = heapq.heappop(self._events)
-            self._apply(time, kind)
+        (in_times, in_last), (out_times, out_last) = self._due("in", now), self._due("out", now)
+        if self.enable:
+            self.counts["IN_BEATS"] += in_times.size
+            self.counts["OUT_BEATS"] += out_times.size
+        events = sorted(itertools.chain(((int(t), _IN_START) for t in self._framed("in", in_times, in_last)),
+                                        ((int(t), _OUT_FIRST) for t in self._framed("out", out_times, out_last)),
+                                        ((int(t), _OUT_LAST) for t in out_times[out_last])))
+        for time, group in itertools.groupby(events, key=itemgetter(0)):
+            kinds = [kind for _, kind in group]
+            if kinds[-1] == _IN_START and not self.pending:
+                kinds.insert(0, kinds.pop())
+            for kind in kinds:
+                self._apply(time, kind)
 
     def _apply(self, time: int, kind: int) -> None:
         if kind == _IN_START:
-            self.in_busy = True
             if self.enable:
                 if len(self.pending) < self.fifo_depth:
                     self.pending.append(time)
                 else:
                     self.overflow = True
-        elif kind == _IN_END:
-            self.in_busy = False
         elif kind == _OUT_FIRST:
-            self.out_busy = True
             self.matched = bool(self.enable and self.pending)
             if self.matched:
                 self.last_latency = time - self.pending[0]
@@ -136,8 +170,7 @@ class StreamProbe:
                 self.max_latency = max(self.max_latency, self.last_latency)
             elif self.enable:
                 self.unmatched = True
-        elif kind == _OUT_LAST:
-            self.out_busy = False
+        else:   # _OUT_LAST
             if self.enable and self.matched:
                 self.last_transfer_time = time - self.pending.popleft()
                 self.counts["TRANSFERS"] += 1
@@ -152,8 +185,8 @@ class StreamProbe:
         if name == "CTRL":
             return _fields(_CTRL, ENABLE=self.enable)
         if name == "STATUS":
-            return _fields(_STATUS, OVERFLOW=self.overflow, UNMATCHED=self.unmatched, IN_BUSY=self.in_busy,
-                           OUT_BUSY=self.out_busy, PENDING=len(self.pending))
+            return _fields(_STATUS, OVERFLOW=self.overflow, UNMATCHED=self.unmatched, IN_BUSY=self.busy["in"],
+                           OUT_BUSY=self.busy["out"], PENDING=len(self.pending))
         if name == "CYCLES":
             return now - self.cycles_base
         if name in self.counts:
@@ -162,7 +195,7 @@ class StreamProbe:
                 "MIN_LATENCY": self.min_latency, "MAX_LATENCY": self.max_latency}[name]
 
     def read32(self, offset: int) -> int:
-        offset &= regs.ADDRESS_SPAN - 1   # higher address bits are not decoded (the block aliases)
+        offset &= _DECODED
         if offset not in _WORDS:
             return 0
         word, reg = _WORDS[offset]
@@ -177,8 +210,7 @@ class StreamProbe:
         return value & 0xFFFFFFFF
 
     def write32(self, offset: int, value: int) -> None:
-        offset &= regs.ADDRESS_SPAN - 1
-        if offset != _CTRL.offset:
+        if offset & _DECODED != _CTRL.offset:
             return                                 # read-only or unmapped: ignored
         now = self.cycles.now()
         self._advance(now)

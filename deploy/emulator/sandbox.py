@@ -5,8 +5,14 @@ paths) and ``/proc/device-tree/chosen/pynq_board``, and programs the PL through 
 fpga_manager: it uploads ``/lib/firmware/<name>.bin`` unless a file of that name already exists,
 then writes ``flags`` and ``firmware`` under ``/sys/class/fpga_manager/fpga0``. These files live
 under a sandbox directory; every client path is resolved inside it and a request that would leave
-it (``..``, a relative path, a symlink pointing out) is refused, as is any write outside the
-firmware directory and the two fpga_manager attributes a client may set.
+it (``..``, a relative path, a symlink pointing out) is refused.
+
+A client may write where a PYNQ.remote board (its server runs as root) lets it: the firmware
+directory, the two fpga_manager attributes a client sets, and files in the board's scratch and
+home directories (``/tmp``, ``/home/xilinx`` of the PYNQ images, ``/root``) and in directories
+already there below them (PYNQ.remote has no call that creates a directory). Everything else is
+read-only, and a write is judged by where the path really leads inside the sandbox, so a symlink
+from a writable directory to a read-only file does not make that file writable.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ FPGA_STATE = f"{FPGA0}/state"
 FPGA_FLAGS = f"{FPGA0}/flags"
 FPGA_FIRMWARE = f"{FPGA0}/firmware"
 FIRMWARE_DIR = "/lib/firmware"
+WRITABLE_DIRS = ("/tmp", "/home/xilinx", "/root")   # and what lies below them
 MAX_FILE_BYTES = 256 << 20   # the largest UltraScale+ bitstreams are tens of MiB
 
 
@@ -40,7 +47,7 @@ class BoardFiles:
     def __init__(self, root: Path, board: Board):
         self.root = Path(root)
         for directory in (FIRMWARE_DIR, FPGA0, str(PurePosixPath(BOARD_NAME).parent),
-                          str(PurePosixPath(PROC_VERSION).parent)):
+                          str(PurePosixPath(PROC_VERSION).parent), *WRITABLE_DIRS):
             self._host_path(directory).mkdir(parents=True, exist_ok=True)
         self._root_real = os.path.realpath(self.root)
         self._put(PROC_VERSION, linux_version(board.arch).encode())
@@ -78,10 +85,6 @@ class BoardFiles:
             raise InvalidArgument(f"file path {path!r}: resolves outside the board's file system")
         return host
 
-    @staticmethod
-    def canonical(path: str) -> str:
-        return str(PurePosixPath(path))
-
     def exists(self, path: str) -> bool:
         return self.resolve(path).exists()
 
@@ -93,17 +96,30 @@ class BoardFiles:
             raise NotFound(f"{path}: no such file")
         return host.read_bytes()
 
-    def writable(self, path: str) -> bool:
-        canonical = self.canonical(path)
-        return canonical in (FPGA_FLAGS, FPGA_FIRMWARE) or str(PurePosixPath(canonical).parent) == FIRMWARE_DIR
+    @staticmethod
+    def writable(path: str) -> bool:
+        """Whether board path ``path`` (canonical, no symlinks) may be written by a client."""
+        parent = PurePosixPath(path).parent
+        return (path in (FPGA_FLAGS, FPGA_FIRMWARE) or str(parent) == FIRMWARE_DIR
+                or any(parent == PurePosixPath(d) or PurePosixPath(d) in parent.parents for d in WRITABLE_DIRS))
 
-    def write(self, path: str, data: bytes) -> None:
+    def _board_path(self, host: Path) -> str:
+        """The board path that host path ``host`` really is (symlinks followed; inside the sandbox)."""
+        real = os.path.realpath(host)
+        return "/" + os.path.relpath(real, self._root_real).replace(os.sep, "/") if real != self._root_real else "/"
+
+    def write(self, path: str, data: bytes) -> str:
+        """Write ``data`` to the client's ``path``; returns the board path written (symlinks followed)."""
         host = self.resolve(path)
-        if not self.writable(path):
+        if not self.writable(self._board_path(host)):
             raise PermissionDenied(f"{path}: read-only on this board (writable: {FIRMWARE_DIR}/<file>, "
-                                   f"{FPGA_FLAGS}, {FPGA_FIRMWARE})")
+                                   f"{FPGA_FLAGS}, {FPGA_FIRMWARE}, and files under {', '.join(WRITABLE_DIRS)})")
         if len(data) > MAX_FILE_BYTES:
             raise ResourceExhausted(f"{path}: {len(data)} bytes exceeds the {MAX_FILE_BYTES}-byte limit")
-        if host.is_symlink() or host.is_dir():
-            raise InvalidArgument(f"{path}: not a regular file")
-        self._put(self.canonical(path), data)
+        if host.is_dir():
+            raise InvalidArgument(f"{path}: is a directory")
+        if not host.parent.is_dir():
+            raise NotFound(f"{path}: no such directory {PurePosixPath(path).parent}")
+        target = self._board_path(host)
+        self._put(target, data)
+        return target

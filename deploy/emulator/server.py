@@ -9,13 +9,15 @@ from concurrent import futures
 
 import grpc
 
+from psqs.host.errors import PsqsError
+
 from .board import EmulatedBoard, EmulatorConfig
 from .services import add_services
 
 log = logging.getLogger(__name__)
 
 
-class EmulatorStartError(OSError):
+class EmulatorStartError(PsqsError, OSError):
     """The server could not listen where it was asked to."""
 
 
@@ -69,7 +71,8 @@ class EmulatorServer:
         return self
 
     def stop(self, grace: float | None = 1.0) -> None:
-        self._server.stop(grace).wait()
+        """Stop serving: RPCs in flight get ``grace`` seconds, then are cancelled (bounded wait)."""
+        self._server.stop(grace).wait(timeout=(grace or 0.0) + 5.0)
         self.board.close()
 
     def wait(self) -> None:

@@ -12,14 +12,24 @@ waits for its MM2S transfer before arming the S2MM channel deadlocks here as it 
 A stalled input resumes in the cycle the S2MM channel is armed (on hardware, a few beats later,
 when the first slot frees).
 
+Threads: the fabric runs beside the CPU, so the data is computed on the board's worker thread
+(:mod:`.dma`), in three steps: :meth:`ModelStream.accept` (under the board's lock: the beats'
+cycles, the probe), :meth:`ModelStream.compute` (the simulation library, without the lock, so that
+register accesses go on meanwhile; only the worker thread ever calls the library) and
+:meth:`ModelStream.finish` (under the lock: the outputs and their cycles). A reset between the
+first and the last step starts a new epoch: the computed outputs of the old one are dropped, and
+the library is reset before it computes anything for the new one.
+
 Faults (:mod:`.faults`) that concern the IP act here: a hung IP swallows every beat until it is
 reset, a stall delays a transfer's outputs, a missing TLAST strips the flag from its outputs.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from psqs.hls.csim import AxisLibrary
@@ -30,6 +40,23 @@ from .faults import Fault
 from .probe import StreamProbe
 
 log = logging.getLogger(__name__)
+
+_EPOCHS = itertools.count(1)   # stream-path epochs: a reset starts a new one, voiding the pushes of the old
+
+
+@dataclass
+class Push:
+    """Input beats on their way through the model: accepted, then computed, then finished."""
+
+    epoch: int
+    data: np.ndarray
+    last: np.ndarray
+    accepted: tm.Accepted
+    fault: Fault | None
+    samples: int = 0             # computed by the library
+    measured: int = 0            # RTL cycles of the push
+    out_data: np.ndarray | None = None
+    out_last: np.ndarray | None = None
 
 
 class ModelStream:
@@ -42,6 +69,7 @@ class ModelStream:
         self.library, self.timing, self.cycles = library, timing, cycles
         self.capacity, self.probe, self.rtl_cycles = capacity, probe, rtl_cycles
         self.in_bytes, self.out_bytes = library.in_bus_bytes, library.out_bus_bytes
+        self._library_epoch: int | None = None   # the epoch whose data the library holds (worker thread only)
         if (library.in_beats_per_sample, library.out_beats_per_sample) != (timing.in_beats, timing.out_beats):
             raise ValueError(f"the model library moves {library.in_beats_per_sample}/{library.out_beats_per_sample} "
                              f"beats per sample, the timing model {timing.in_beats}/{timing.out_beats}")
@@ -49,8 +77,9 @@ class ModelStream:
 
     def reset(self) -> None:
         """Reset the stream path (the IP and the probe): buffered beats, partial samples, a hang and
-        the probe's registers are gone."""
-        self.library.reset()
+        the probe's registers are gone (the library itself is reset by the worker, before its next
+        computation)."""
+        self.epoch = next(_EPOCHS)
         if self.probe is not None:
             self.probe.reset()
         self.side = tm.InputSide()
@@ -73,9 +102,10 @@ class ModelStream:
         """The most input beats that complete at most ``samples`` more samples."""
         return max(0, samples * self.timing.in_beats - self.side.partial + self.timing.in_beats - 1)
 
-    def feed(self, data: np.ndarray, tlast: bool, start: int, fault: Fault | None) -> int:
+    def accept(self, data: np.ndarray, tlast: bool, start: int, fault: Fault | None) -> Push | None:
         """Beats (``data``: whole beats of bytes) offered from cycle ``start``; TLAST on the last one
-        if ``tlast``. Returns the cycle of the last beat accepted."""
+        if ``tlast``. Times them (the probe sees them); returns what the library must compute, or
+        None when a hung IP swallows them (:attr:`InputSide.last_beat` is the last one's cycle)."""
         n = data.size // self.in_bytes
         last = np.zeros(n, dtype=np.uint8)
         last[-1] = tlast
@@ -85,15 +115,26 @@ class ModelStream:
         accepted = tm.accept(self.timing, self.side, start, n)
         if self.probe is not None:
             self.probe.observe("in", accepted.beat_times, last)
-        if self.hung:
-            return self.side.last_beat
-        with self.cycles.clock.paused():
-            before = self.rtl_cycles() if self.rtl_cycles else 0
-            computed = self.library.push(data, last)
-            measured = self.rtl_cycles() - before if self.rtl_cycles else 0
-            out_data, out_last = self.library.pop(self.library.pending_out_beats)
-        if computed != accepted.sample_ends.size or out_last.size != computed * self.timing.out_beats:
-            raise RuntimeError(f"model library and timing model disagree: {computed} samples computed, "
+        return None if self.hung else Push(self.epoch, data, last, accepted, fault)
+
+    def compute(self, push: Push) -> None:
+        """Run the library on ``push`` (the worker thread, without the board's lock)."""
+        if self._library_epoch != push.epoch:
+            self.library.reset()
+            self._library_epoch = push.epoch
+        before = self.rtl_cycles() if self.rtl_cycles else 0
+        push.samples = self.library.push(push.data, push.last)
+        push.measured = self.rtl_cycles() - before if self.rtl_cycles else 0
+        push.out_data, push.out_last = self.library.pop(self.library.pending_out_beats)
+
+    def finish(self, push: Push) -> bool:
+        """Queue the outputs of a computed ``push`` with their cycles; False if a reset since
+        :meth:`accept` made them void."""
+        if push.epoch != self.epoch:
+            return False
+        accepted, fault, out_data, out_last = push.accepted, push.fault, push.out_data, push.out_last
+        if push.samples != accepted.sample_ends.size or out_last.size != push.samples * self.timing.out_beats:
+            raise RuntimeError(f"model library and timing model disagree: {push.samples} samples computed, "
                                f"{accepted.sample_ends.size} completed, {out_last.size} output beats")
         delay = 0
         if fault is not None and fault.kind == "stall":
@@ -104,15 +145,15 @@ class ModelStream:
         if fault is not None and fault.kind == "no-tlast":
             log.warning("fault: output TLAST suppressed on %d beats", out_last.size)
             out_last = np.zeros_like(out_last)
-        if self.rtl_cycles and computed:
+        if self.rtl_cycles and push.samples:
             produced = tm.measured_production_times(self.timing, int(accepted.beat_times[0]),
-                                                     accepted.sample_ends, measured, delay)
+                                                     accepted.sample_ends, push.measured, delay)
         else:
             produced = tm.production_times(self.timing, accepted.sample_ends, delay)
         if out_last.size:
             self._queue.append([out_data, out_last, produced])
             self.queued_beats += out_last.size
-        return self.side.last_beat
+        return True
 
     # ---------------------------------------------------------------- output side
     def beats_to_tlast(self) -> int | None:

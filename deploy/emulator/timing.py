@@ -9,8 +9,9 @@ transaction-level model of a pipelined streaming IP. With
     P        = max(II, ib, ob), the cycles between the starts of consecutive samples (each stream
              moves at most one beat per cycle),
 
-a DMA input transfer that starts at cycle ``a`` feeds its beats at one per cycle, sample k of the
-transfer starting at ``S_k = max(a, S_prev + P) + k*P`` (``S_prev`` the start of the sample before,
+a DMA input transfer that starts at cycle ``a`` (the fabric cycle of its LENGTH write, see
+:mod:`.clock`) feeds its beats at one per cycle, sample k of the transfer starting at
+``S_k = max(a, S_prev + P) + k*P`` (``S_prev`` the start of the sample before,
 possibly in an earlier transfer), its beats at ``S_k .. S_k + ib - 1``. A sample whose last input
 beat is at cycle ``e`` produces its output beats at ``e - (ib - 1) + L + j`` for j < ob (so ``L``
 after its first beat when the sample arrived in one piece; at least one cycle after its last).
