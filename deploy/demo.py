@@ -63,5 +63,6 @@ def bench_on_emulator(package: Path, out: Path) -> int:
     finally:
         server.stop()
     if result.returncode == 0:
-        print(f"report     {out / 'run_report.json'}; plots in {out / 'plots'}")
+        print(f"report     {out / 'run_report.json'}; plots in {out / 'plots'} (latency, throughput, "
+              "ROC curves, confusion matrix; fabric figures labelled with their source)")
     return result.returncode

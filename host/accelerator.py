@@ -24,6 +24,7 @@ from . import pynq_compat
 from .codec import FeatureEncoder, decode_bytes
 from .dma import VLNV as DMA_VLNV
 from .dma import DMAError, DMATimeout, SimpleDMA
+from .errors import PsqsError, RunFailed
 from .package import OverlayPackage
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,15 @@ DEFAULT_CHUNK_SAMPLES = 16384
 DEFAULT_TIMEOUT_S = 5.0     # every DMA wait may take this long beyond the data's bus time
 
 
-class InputError(ValueError):
+class InputError(PsqsError, ValueError):
     """Features that cannot be sent: wrong shape or type, or non-finite values (rows named)."""
 
 
-class BoardMismatch(RuntimeError):
+class BoardMismatch(PsqsError, RuntimeError):
     """The package was built for another board than the one pynq is talking to."""
 
 
-class NoBoard(RuntimeError):
+class NoBoard(RunFailed, RuntimeError):
     """pynq sees no board: not on a PYNQ image and no (reachable) ``PYNQ_REMOTE_DEVICES``."""
 
 
@@ -49,10 +50,13 @@ class CallTiming:
     """Where the time of one :meth:`Accelerator.predict` call went (seconds).
 
     The stages overlap (double buffering), so their sum can exceed ``total``. ``encode`` is
-    standardize + quantize + pack, fused, straight into the DMA buffer; ``to_device`` is the
-    buffer flush (a cache flush on the board, an upload over PYNQ.remote); ``dma`` runs from
-    starting the transfers to both channels idle; ``from_device`` is the invalidate (a download
-    over PYNQ.remote); ``decode`` unpacks the logits.
+    standardize + quantize + pack, fused, straight into the DMA buffer; ``to_device`` is starting
+    the transfers and nothing else: the input buffer's flush (a cache flush on the board, an
+    upload over PYNQ.remote) and both channels' register writes, up to the MM2S LENGTH write;
+    ``dma`` is the wait from then until both channels are idle, so the fabric's time (on a board
+    the model computes while the CPU polls; the emulator runs its model beside the host the same
+    way) is here and never in ``to_device``; ``from_device`` is the output buffer's invalidate (a
+    download over PYNQ.remote) and the LENGTH read-back; ``decode`` unpacks the logits.
     """
 
     total: float = 0.0
@@ -86,6 +90,11 @@ class Accelerator:
 
     ``timeout`` (seconds) bounds every DMA wait, on top of the time the data needs at the bus rate;
     ``download=False`` attaches to an overlay that is already loaded.
+
+    :attr:`mm2s_transfers` counts the MM2S (input) transfers this object has started, the one
+    being started included, so that a failure can name its transfer. The emulator's
+    ``--fault KIND@N`` counts MM2S transfers from when the fault was armed (for ``psqs emulate``,
+    its start), so for the first client of a fresh emulator the two numbers are the same.
     """
 
     def __init__(self, package, timeout: float = DEFAULT_TIMEOUT_S, chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
@@ -98,6 +107,7 @@ class Accelerator:
 
         self._pynq = pynq
         pynq_compat.apply()
+        pynq_compat.bound_remote_calls(timeout)   # every PYNQ.remote call, not only DMA waits
         try:
             device = pynq.Device.active_device
         except RuntimeError as exc:   # pynq: "No Devices Found"
@@ -119,6 +129,7 @@ class Accelerator:
         per_transfer = self.dma.max_bytes // max(self.input.bytes_per_sample, self.output.bytes_per_sample)
         self.chunk_samples = max(1, min(chunk_samples, per_transfer))
         self._buffers: _Buffers | None = None
+        self.mm2s_transfers = 0
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -227,21 +238,21 @@ class Accelerator:
         t0 = time.perf_counter()
         # S2MM first: the model's output must have somewhere to go before its input arrives.
         self.dma.s2mm.transfer(buffers.outputs[k % 2], out_bytes)
-        t1 = time.perf_counter()
+        self.mm2s_transfers += 1
         self.dma.mm2s.transfer(buffers.inputs[k % 2], count * self.input.bytes_per_sample)
-        timing.to_device += time.perf_counter() - t1   # MM2S transfer() is the flush + 3 writes
-        timing.dma += t1 - t0
-        return count, time.perf_counter(), out_bytes
+        t_started = time.perf_counter()
+        timing.to_device += t_started - t0      # register writes + the MM2S flush (upload when remote)
+        return count, t_started, out_bytes
 
     def _finish(self, k, started, buffers, timing) -> None:
         count, t_start, out_bytes = started
         budget = self._wait_budget(count)
         self.dma.mm2s.wait(budget)
+        self.dma.s2mm.wait_idle(budget)
         t0 = time.perf_counter()
-        received = self.dma.s2mm.wait(budget)
-        t1 = time.perf_counter()
-        timing.dma += t0 - t_start
-        timing.from_device += t1 - t0    # S2MM wait includes the invalidate (download when remote)
+        received = self.dma.s2mm.complete()
+        timing.dma += t0 - t_start              # the wait: the fabric's time is here
+        timing.from_device += time.perf_counter() - t0   # invalidate (download when remote) + LENGTH
         if received != out_bytes:   # timed_predict resets the DMA on the way out
             raise DMATimeout(f"S2MM received {received} of {out_bytes} bytes for {count} samples: "
                              "the model IP ended the transfer early (TLAST in the wrong place)")

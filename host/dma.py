@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+from .errors import RunFailed
+
 VLNV = "xilinx.com:ip:axi_dma:7.1"
 
 MM2S = 0x00
@@ -52,7 +54,7 @@ POLL_START_S = 20e-6
 POLL_CAP_S = 2e-3
 
 
-class DMAError(RuntimeError):
+class DMAError(RunFailed, RuntimeError):
     """The DMA reported an error; ``status`` holds the DMASR value."""
 
     def __init__(self, channel: str, status: int):
@@ -61,7 +63,7 @@ class DMAError(RuntimeError):
         self.status = status
 
 
-class DMATimeout(TimeoutError):
+class DMATimeout(RunFailed, TimeoutError):
     """A DMA channel did not finish before its deadline."""
 
 
@@ -130,10 +132,19 @@ class Channel:
 
     def wait(self, timeout: float) -> int:
         """Block until the transfer is done; returns the bytes moved (S2MM: bytes received)."""
+        self.wait_idle(timeout)
+        return self.complete()
+
+    def wait_idle(self, timeout: float) -> None:
+        """The waiting half of :meth:`wait`: poll until the channel is idle, then clear IOC."""
         if self._buffer is None:
             raise RuntimeError(f"DMA {self.name}: wait without a transfer")
         self._poll(lambda s: s & SR_IDLE, timeout, "transfer")
         self._mmio.write(self._base + DMASR, SR_IOC)    # write 1 to clear
+
+    def complete(self) -> int:
+        """The data half of :meth:`wait`, after :meth:`wait_idle`: invalidate the S2MM buffer (a
+        download over PYNQ.remote); returns the bytes moved (S2MM: bytes received)."""
         if self.name == "S2MM":
             self._buffer.invalidate()
         moved = self._mmio.read(self._base + LENGTH)

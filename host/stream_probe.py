@@ -3,7 +3,9 @@
 Why a probe: timing the model from Python on the board measures Python, the DMA driver and (with
 PYNQ.remote) the network as much as the model. The probe counts ``aclk`` cycles on the model's
 input and output AXI streams; this driver reads them. Its registers are described once, in
-:mod:`psqs.host.stream_probe_regs`.
+:mod:`psqs.host.stream_probe_regs`. On an emulated board the same registers are filled by the
+emulator's model of the streams, so the counts are only as true as the package's timing model;
+:func:`psqs.host.bench.fabric_source` labels every figure with where it came from.
 
 Usage on a board (the class binds to the IP's VLNV, like ``pynq.lib.dma.DMA``; importing this
 module before ``Overlay(...)`` registers it)::
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pynq import DefaultIP
 
 from . import stream_probe_regs as regs
+from .errors import RunFailed
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ _STATUS = regs.register("STATUS")
 _CONFIG = regs.register("CONFIG")
 
 
-class StreamProbeError(RuntimeError):
+class StreamProbeError(RunFailed, RuntimeError):
     """The IP at this address is not a stream probe this driver understands."""
 
 

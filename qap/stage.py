@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from psqs.host import classification
 from psqs.host.artifact import staged_directory, write_manifest
 
 from . import data as data_lib
@@ -94,6 +95,7 @@ def run(config: TrainConfig, out: Path, force: bool = False, progress_factory=No
     """Train per ``config`` and write the model directory ``out`` atomically."""
     data = data_lib.load(config.data)
     parts = split(data, config.seed, max_train=config.max_train)
+    log.info("split: %(train)d train, %(val)d validation, %(test)d test jets", parts.sizes())
     scaler = Standardizer.fit(data.X[parts.train])
     X_train, X_val, X_test = (scaler.transform(data.X[i]) for i in (parts.train, parts.val, parts.test))
     y_train, y_val, y_test = (data.y[i] for i in (parts.train, parts.val, parts.test))
@@ -104,6 +106,10 @@ def run(config: TrainConfig, out: Path, force: bool = False, progress_factory=No
     result = fit(config, input_format, (X_train.astype(np.float32), y_train),
                  (X_val.astype(np.float32), y_val), progress_factory)
     metrics, logits = evaluate(result, config, input_format, X_test, y_test, data.class_names, X_train)
+    metrics["split"] = {**parts.sizes(), "max_train": config.max_train}   # jets used (see split())
+    # the board's own computation (psqs bench draws the same plots), on the whole test split
+    test_split = classification.evaluate(logits, y_test, data.class_names, "test split")
+    metrics["test"].update(sample_set="test split", confusion_matrix=test_split["confusion_matrix"])
     log.info("test accuracy %.4f, AUC %.4f, sparsity %.3f, BOPs %.4g",
              metrics["test"]["accuracy"], metrics["test"]["auc_macro"], metrics["sparsity"]["total"],
              metrics["bops"]["total"])
@@ -113,6 +119,7 @@ def run(config: TrainConfig, out: Path, force: bool = False, progress_factory=No
         result.model.save(tmp / MODEL_FILE, save_format="h5")
         np.savez(tmp / "masks.npz", **result.masks)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        classification.write_plots(test_split, tmp / "plots", f"{Path(out).name}: trained model")
         np.savez(tmp / "test_vectors.npz", X=data.X[parts.test[:n_vectors]],
                  y=y_test[:n_vectors], logits=logits[:n_vectors], index=parts.test[:n_vectors])
         write_manifest(tmp, KIND, FORMAT_VERSION, {

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import synthetic_jets
+from sklearn.metrics import confusion_matrix, roc_auc_score
 from test_emulator_support import run_client, start_emulator
 
 from psqs.deploy.emulator.client_env import client_env
@@ -20,6 +21,7 @@ from psqs.deploy.emulator.faults import Fault
 from psqs.hls import stage as hls_stage
 from psqs.host.accelerator import Accelerator, BoardMismatch
 from psqs.host.artifact import ArtifactError
+from psqs.host.classification import softmax
 from psqs.host.package import OverlayPackage
 from psqs.overlays.build import build
 from psqs.qap import stage as qap_stage
@@ -50,31 +52,103 @@ def emulator(package):
     server.stop()
 
 
+def _bench(package, host, workdir, *options, timeout=600):
+    return subprocess.run([sys.executable, "-m", "psqs.host", "bench", str(package), *map(str, options)],
+                          env=client_env(host, workdir / "client"), cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 def test_bench_through_unmodified_pynq_is_bit_exact(package, emulator, tmp_path):
     report_path, plots = tmp_path / "run.json", tmp_path / "plots"
-    proc = subprocess.run([sys.executable, "-m", "psqs.host", "bench", str(package), "--batch-sizes", "1,1000,12000",
-                           "--repeats", "3", "--warmup", "1", "--json", str(report_path), "--plots", str(plots)],
-                          env=client_env(emulator.config.host, tmp_path / "client"), capture_output=True, text=True,
-                          timeout=600)
+    proc = _bench(package, emulator.config.host, tmp_path, "--batch-sizes", "1,1000,12000", "--repeats", "3",
+                  "--warmup", "1", "--json", report_path, "--plots", plots)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(report_path.read_text())
     accuracy = report["accuracy"]
-    assert accuracy["samples_in"] == accuracy["samples_out"] == accuracy["n_jets"] == N_VECTORS
+    assert accuracy["samples_in"] == accuracy["samples_out"] == accuracy["n"] == N_VECTORS
+    assert accuracy["sample_set"] == "test vectors" and accuracy["training"]["sample_set"] == "test split"
     assert accuracy["vs_csim"]["exact_samples"] == 1.0 and accuracy["vs_qkeras"]["exact_samples"] == 1.0
     assert 0.2 < accuracy["top1"] <= 1.0
-    timing = OverlayPackage(package).timing
+    # the board's bit-exact logits are the package's reference logits: scikit-learn on those
+    pkg = OverlayPackage(package)
+    vectors, classes = pkg.test_vectors(), pkg.manifest["model"]["classes"]
+    probs = softmax(vectors["logits"])
+    for c, name in enumerate(classes):
+        assert accuracy["auc"][name] == pytest.approx(roc_auc_score(vectors["y"] == c, probs[:, c]), abs=1e-12)
+    assert accuracy["confusion_matrix"]["counts"] == confusion_matrix(
+        vectors["y"], vectors["logits"].argmax(axis=1), labels=range(len(classes))).tolist()
+    timing = pkg.timing
+    assert timing["source"] == "estimate" and report["fabric_source"]["label"] == "estimate"
+    clock = report["board"]["fclk_mhz_readback"]
     for batch in report["batches"]:
         fabric = batch["fabric_last_transfer"]
-        assert fabric["measured"] and fabric["trusted"]
+        assert fabric["source"] == "estimate" and "measured" not in fabric
+        assert fabric["available"] and fabric["trusted"]
         assert fabric["latency_cycles"] == timing["latency_cycles"]           # the probe, filled by the timing model
+        assert fabric["latency_ns"] == pytest.approx(fabric["latency_cycles"] * 1e3 / clock)
         if batch["batch_size"] > 1:
             assert fabric["effective_ii_cycles"] == pytest.approx(timing["ii_cycles"])
         assert batch["latency_ms"]["p50"] > 0 and len(batch["latencies_ms"]) == 3
+    # one MM2S transfer per call (no batch exceeds a chunk), numbered from the warm-up on
+    assert report["warmup"]["mm2s_transfers"] == [1, 1]
+    assert [b["repeat_mm2s_transfers"] for b in report["batches"]] == [[[2, 2], [3, 3], [4, 4]],
+                                                                      [[5, 5], [6, 6], [7, 7]],
+                                                                      [[8, 8], [9, 9], [10, 10]]]
+    assert accuracy["mm2s_transfers"] == [11, 11] and report["complete"]
     assert report["batches"][-1]["chunks"] == 1 and report["board"]["reported_board"] == "Pynq-Z2"
-    assert report["board"]["fclk_mhz_readback"] == pytest.approx(100.0, rel=1e-3)
-    assert sorted(p.name for p in plots.iterdir()) == ["latency_histogram.png", "latency_vs_batch.png",
+    assert clock == pytest.approx(100.0, rel=1e-3)
+    assert sorted(p.name for p in plots.iterdir()) == ["confusion_matrix.png", "latency_histogram.png",
+                                                        "latency_vs_batch.png", "roc_curves.png",
                                                         "throughput_vs_batch.png"]
     assert "exact vs C simulation 100.00%" in proc.stdout
+    assert f"on test vectors, N={N_VECTORS} (training: " in proc.stdout and "on test split, N=" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["1"], ["1000"], ["12000"])]
+    assert len(rows) == 3 and all(row[-1] == "estimate" for row in rows)
+
+
+def test_a_fault_mid_bench_is_named_and_the_finished_batch_sizes_are_kept(package, tmp_path):
+    """hang@6: warm-up is transfer 1, batch size 1 transfers 2-4, so transfer 6 is batch size 10's
+    second repeat. The run fails (exit 1) naming it, and the partial report keeps batch size 1."""
+    server = start_emulator([package], faults=[Fault("hang", at_transfer=6)])
+    try:
+        out = tmp_path / "out"
+        proc = _bench(package, server.config.host, tmp_path, "--batch-sizes", "1,10,100", "--repeats", "3",
+                      "--warmup", "1", "--timeout", "1", "--json", out / "run.json", "--plots", out / "plots",
+                      timeout=120)
+    finally:
+        server.stop()
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
+    assert "batch size 10 repeat 2/3, MM2S transfer 6: DMA S2MM channel: transfer not done" in proc.stderr
+    assert f"partial report written to {out / 'run_report.partial.json'}" in proc.stderr
+    assert not (out / "run.json").exists()
+    partial = json.loads((out / "run_report.partial.json").read_text())
+    assert not partial["complete"] and "accuracy" not in partial
+    assert [b["batch_size"] for b in partial["batches"]] == [1]
+    assert partial["batches"][0]["repeat_mm2s_transfers"] == [[2, 2], [3, 3], [4, 4]]
+    assert partial["error"]["phase"] == "batch size 10 repeat 2/3" and partial["error"]["mm2s_transfer"] == 6
+    assert partial["error"]["type"] == "DMATimeout"
+    assert [line.split()[0] for line in proc.stdout.splitlines()][-1] == "1"     # the summary of what finished
+
+
+def test_a_stall_that_completes_is_an_outlier_found_by_repeat_and_counted_as_dma_time(package, tmp_path):
+    """stall=1500@3 hits batch size 1's second repeat: the report points at it, and the host
+    breakdown puts the fabric's delay in ``dma`` (the wait), not in ``to_device`` or ``from_device``."""
+    server = start_emulator([package], faults=[Fault("stall", stall_ms=1500, at_transfer=3)])
+    try:
+        proc = _bench(package, server.config.host, tmp_path, "--batch-sizes", "1,10", "--repeats", "3",
+                      "--warmup", "1", "--json", tmp_path / "run.json", timeout=120)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    batch = json.loads((tmp_path / "run.json").read_text())["batches"][0]
+    slow = batch["slowest_repeat"]
+    assert (slow["repeat"], slow["mm2s_transfers"]) == (2, [3, 3]) and slow["ms"] >= 1500
+    assert batch["latencies_ms"][1] == slow["ms"]
+    assert "outlier    batch size 1 repeat 2/3:" in proc.stdout and "(MM2S transfer 3)" in proc.stdout
+    breakdown = batch["breakdown_ms"]                  # means over the 3 repeats
+    assert breakdown["dma"] >= 1500 / 3
+    assert breakdown["to_device"] < 100 and breakdown["from_device"] < 100
 
 
 FAULT_CLIENT = """
