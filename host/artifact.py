@@ -10,6 +10,13 @@ Two guarantees:
   an interrupted or failed stage never leaves a half-written artifact behind;
 - the manifest lists the sha256 of every file, and readers refuse a directory whose files do
   not match, naming the file.
+
+``--force`` replaces only what psqs wrote: an artifact (its manifest names a kind in the
+``psqs.`` namespace, :func:`is_psqs_kind`, and it holds no file its manifest does not list) or
+an empty directory. Anything else (a user's thesis, another program's ``manifest.json``, a file,
+a symbolic link) is refused, naming one file psqs did not write, and left untouched. The kinds
+are one namespace rather than a list so that the check needs no update when a stage is added
+and an artifact of a newer psqs is still recognised as one.
 """
 from __future__ import annotations
 
@@ -23,11 +30,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from . import interrupts
+from .errors import PsqsError
+
 MANIFEST = "manifest.json"
+KIND_PREFIX = "psqs."
 
 
-class ArtifactError(Exception):
+class ArtifactError(PsqsError):
     """An artifact directory is missing, incomplete, tampered with or of an unknown format."""
+
+
+def is_psqs_kind(kind) -> bool:
+    """Whether a manifest's ``kind`` is one psqs writes (``psqs.model``, ``psqs.hls`` ...)."""
+    return isinstance(kind, str) and kind.startswith(KIND_PREFIX) and len(kind) > len(KIND_PREFIX)
 
 
 def sha256_file(path: Path) -> str:
@@ -43,33 +59,90 @@ def staged_directory(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield an empty temporary directory that becomes ``out`` when the block succeeds.
 
     The temporary directory is a sibling of ``out`` (same file system, so the final rename is
-    atomic). On any exception it is deleted and ``out`` is left exactly as it was. An existing
-    ``out`` is only replaced with ``force``.
+    atomic). On any exception, and if a signal ends the process (:mod:`psqs.host.interrupts`),
+    it is deleted and ``out`` is left exactly as it was. An existing ``out`` is only replaced
+    with ``force``, and only if psqs wrote it (:func:`check_replaceable`).
     """
     out = Path(out)
-    if out.exists() and not force:
-        raise ArtifactError(f"{out}: already exists (pass --force to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    check_output(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:      # a parent that is a file, a read-only or virtual file system
+        raise ArtifactError(f"{out}: cannot be created ({exc.strerror}: {exc.filename})") from None
+    old = tmp.with_suffix(".old")
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)   # mkdtemp makes it private (0700); an artifact is an ordinary directory
-    try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
+
+    def settle() -> None:
+        """Whatever point the swap reached: ``out`` is whole (old or new), no scratch is left."""
+        with interrupts.critical():
+            if old.exists() and not os.path.lexists(out):
+                os.replace(old, out)          # interrupted between the two renames: put it back
+            shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    with interrupts.cleanup(settle):
+        try:
+            yield tmp
+            with interrupts.critical():
+                if os.path.lexists(out):
+                    check_replaceable(out)     # the block ran for minutes: check again
+                    os.replace(out, old)
+                os.replace(tmp, out)
+        finally:
+            settle()
+
+
+def check_output(out: Path, force: bool = False) -> None:
+    """Refuse (ArtifactError) an output directory a stage may not write: one that exists, unless
+    ``force`` and psqs wrote it. Stages call it before their work starts, as well as on staging."""
+    out = Path(out)
+    if os.path.lexists(out):
+        if not force:
+            raise ArtifactError(f"{out}: already exists (pass --force to replace it)")
+        check_replaceable(out)
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse (ArtifactError) to replace ``out`` unless it is an empty directory or a psqs artifact
+    holding only the files its manifest lists; the message names ``out`` and one foreign file."""
+    out = Path(out)
+    rule = "--force replaces only a psqs artifact or an empty directory; choose another output or remove it yourself"
+    if out.is_symlink():
+        raise ArtifactError(f"{out}: is a symbolic link, not a psqs artifact; {rule}")
+    if not out.is_dir():
+        raise ArtifactError(f"{out}: is a file, not a psqs artifact; {rule}")
+    entries = sorted(os.listdir(out))
+    if not entries:
+        return
+    manifest = _manifest_or_none(out)
+    if manifest is None or not is_psqs_kind(manifest.get("kind")) or not isinstance(manifest.get("files"), dict):
+        files = [e for e in entries if e != MANIFEST and not (out / e).is_dir()]
+        foreign = (files or [e for e in entries if e != MANIFEST] or entries)[0]
+        raise ArtifactError(f"{out}: holds {foreign}, and {out} is not a psqs artifact (no manifest.json "
+                            f"naming a psqs kind); {rule}")
+    listed = set(manifest["files"]) | {MANIFEST}
+    for path in sorted(out.rglob("*")):
+        name = path.relative_to(out).as_posix()
+        if (path.is_symlink() or not path.is_dir()) and name not in listed:
+            raise ArtifactError(f"{out}: holds {name}, which is not part of the psqs artifact "
+                                f"(its manifest does not list it); {rule}")
+
+
+def _manifest_or_none(directory: Path) -> dict | None:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def write_manifest(directory: Path, kind: str, format_version: int, fields: dict) -> dict:
     """Write ``manifest.json`` into ``directory`` with the sha256 of every other file in it."""
+    if not is_psqs_kind(kind):
+        raise ValueError(f"artifact kind {kind!r} is not in the {KIND_PREFIX!r} namespace")
     directory = Path(directory)
     files = {
         p.relative_to(directory).as_posix(): sha256_file(p)

@@ -1,4 +1,4 @@
-"""Two pynq 4.0 traps that affect every psqs user, handled in one place.
+"""Three pynq 4.0 traps that affect every psqs user, handled in one place.
 
 1. pynqmetadata 0.2.0 reads the PL clock frequency of a Zynq-7000 design from a ZynqMP parameter
    name (``ZynqProcSysCore`` does not override ``clk_freq_param_name``), so ``clock_dict`` says
@@ -10,6 +10,10 @@
    a pickled metadata cache) and reuses the cache whenever the ``.bit`` hash matches, whichever
    device it came from. :func:`clear_state` removes both, so a download always parses the HWH it
    was given; the host calls it before downloading, and tests call it around each run.
+3. pynq's PYNQ.remote client calls the board without deadlines, so a board that stops answering
+   hangs the host forever, and reports a failed call as a raw gRPC traceback.
+   :func:`bound_remote_calls` gives every call a deadline and a one-line error naming the board
+   and the call (:mod:`psqs.host.rpc_deadlines`); the accelerator calls it with its ``timeout``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ZYNQ7_CLK_FREQ_PARAM = "PCW_ACT_FPGA{clk_id}_PERIPHERAL_FREQMHZ"
+
+#: Seconds every PYNQ.remote call may take (trap 3); one value per process, as pynq's device is.
+_rpc_timeout: float | None = None
 
 
 def zynq7_clock_bug_present() -> bool:
@@ -63,3 +70,57 @@ def clear_state() -> None:
     for attr in ("_dict_views_cached", "_dict_view_cache"):
         if attr in vars(pynq.pl.PL):
             delattr(pynq.pl.PL, attr)
+
+
+def bound_remote_calls(timeout: float) -> None:
+    """Give every gRPC call of pynq's PYNQ.remote client ``timeout`` seconds (trap 3).
+
+    Takes effect for boards pynq connects to from now on (call it before the first
+    ``pynq.Device.active_device``) and for boards already connected. A later call changes the
+    deadline of all of them. Without ``PYNQ_REMOTE_DEVICES`` pynq talks to a local device and
+    nothing is changed.
+    """
+    import os
+
+    global _rpc_timeout
+    _rpc_timeout = float(timeout)
+    if not os.environ.get("PYNQ_REMOTE_DEVICES"):
+        return
+    from pynq.pl_server import device, remote_device
+
+    if remote_device.GrpcChannel.__init__ is not _bounded_channel_init:
+        remote_device.GrpcChannel.__init__ = _bounded_channel_init
+        log.debug("PYNQ.remote calls bounded to %g s", _rpc_timeout)
+    for board in vars(device.Device).get("_devices", []):     # connected before this call
+        if isinstance(board, remote_device.RemoteDevice) and not getattr(board.client, "bounded", False):
+            board.client.channel = _intercepted(board.client.channel, f"{board.ip_addr}:{board.port}")
+            board.client.bounded = True
+            board._stub = {name: type(stub)(board.client.channel) for name, stub in board._stub.items()}
+
+
+def _intercepted(channel, address: str):
+    import grpc
+
+    from .rpc_deadlines import Deadlines
+
+    return grpc.intercept_channel(channel, Deadlines(address, lambda: _rpc_timeout))
+
+
+def _bounded_channel_init(self, ip_addr, port) -> None:
+    """pynq's ``GrpcChannel.__init__`` (connect, wait until ready), with psqs' deadline for the
+    wait and for every call, and an error that names the board."""
+    import grpc
+
+    from .rpc_deadlines import BoardCallFailed
+
+    address = f"{ip_addr}:{port}"
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=_rpc_timeout)
+    except grpc.FutureTimeoutError:
+        channel.close()
+        raise BoardCallFailed(f"board {address} did not answer the connection within {_rpc_timeout:g} s "
+                              "(no PYNQ.remote board or psqs emulator there, or it is frozen)",
+                              grpc.StatusCode.DEADLINE_EXCEEDED) from None
+    self.channel = _intercepted(channel, address)
+    self.bounded = True
