@@ -26,7 +26,9 @@ def vlnv(top: str) -> str:
     return f"{VENDOR}:{LIBRARY}:{top}:{VERSION}"
 
 
-def substitutions(contract: IOContract, project: str, backend: str) -> dict:
+def substitutions(contract: IOContract, project: str, backend: str, reuse: int) -> dict:
+    """Template values; ``ii`` is the one II rule (input beats, output beats and hls4ml's reuse
+    factor), so the pipeline pragma never asks for a rate one of the streams cannot move."""
     i, o = contract.input, contract.output
     return {
         "project": project, "PROJECT": project.upper(), "top": contract.top,
@@ -36,19 +38,21 @@ def substitutions(contract: IOContract, project: str, backend: str) -> dict:
         "out_values": o.values, "out_width": o.format.width, "out_field": o.field_bits,
         "out_per_beat": o.values_per_beat, "out_beats": o.beats_per_sample, "out_bus": o.bus_bits,
         "out_type": o.format.hls_type(), "out_int": "int" if o.format.signed else "uint",
-        "ii": i.beats_per_sample,
+        "ii": contract.initiation_interval(reuse),
         "last_depth": 4,
         # Vivado HLS (2019/2020) needs side channels of at least one bit in ap_axiu.
         "side_bits": 1 if backend == "Vivado" else 0,
     }
 
 
-def write_firmware(firmware: Path, contract: IOContract, project: str, io_type: str, backend: str) -> list[str]:
+def write_firmware(firmware: Path, contract: IOContract, project: str, io_type: str, backend: str,
+                   reuse: int) -> list[str]:
     """Write the top (.h/.cpp) and the C entry points into hls4ml's firmware directory.
 
+    ``reuse`` is hls4ml's reuse factor (the network accepts a sample every ``reuse`` cycles).
     Returns the sources of the C-simulation library, relative to ``firmware``.
     """
-    values = substitutions(contract, project, backend)
+    values = substitutions(contract, project, backend, reuse)
     top = contract.top
     body = "axis_top_parallel.cpp" if io_type == "io_parallel" else "axis_top_stream.cpp"
     (firmware / f"{top}.h").write_text(_template("axis_top.h").substitute(values))

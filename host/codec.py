@@ -10,6 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from .contract import StreamLayout
+from .errors import PsqsError
+
+
+class CodecError(PsqsError, ValueError):
+    """Values the hardware format cannot carry (NaN, infinity) or a scaler that would make them."""
+
+
+def _refuse_non_finite(values: np.ndarray, first_row: int = 0) -> None:
+    """NaN and infinity have no fixed-point code; saturating them would invent a feature value."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise CodecError(f"sample {first_row + i}, value {j} is {values[i, j]}: "
+                         "only finite values can be encoded (NaN and infinity have no fixed-point code)")
 
 
 def _field_dtype(layout: StreamLayout) -> np.dtype:
@@ -20,12 +34,10 @@ def _field_dtype(layout: StreamLayout) -> np.dtype:
 def encode(layout: StreamLayout, values: np.ndarray) -> tuple[np.ndarray, int]:
     """Fixed-point codes of ``values`` (n, layout.values) and how many of them saturated."""
     fmt = layout.format
-    codes = fmt.round_codes(values)
-    outside = (codes < fmt.min_code) | (codes > fmt.max_code)
-    saturated = int(np.count_nonzero(outside))
-    if saturated:
-        codes = fmt.to_codes(values).astype(np.float64)   # the format's own overflow rule
-    return codes.astype(_field_dtype(layout)), saturated
+    values = np.asarray(values, dtype=np.float64)
+    _refuse_non_finite(values.reshape(values.shape[0], -1) if values.ndim else values.reshape(1, 1))
+    saturated = int(np.count_nonzero(fmt.saturates(values)))
+    return fmt.to_codes(values).astype(_field_dtype(layout)), saturated
 
 
 def pack(layout: StreamLayout, codes: np.ndarray) -> np.ndarray:
@@ -57,8 +69,9 @@ def _field_codes(layout: StreamLayout, data: np.ndarray) -> np.ndarray:
 
 
 def unpack(layout: StreamLayout, data: np.ndarray) -> np.ndarray:
-    """Codes (int64, n x layout.values) from beat bytes; the field's low ``width`` bits count."""
-    return _field_codes(layout, data).astype(np.int64)
+    """Codes (n x layout.values, the format's ``code_dtype``) from beat bytes; the field's low
+    ``width`` bits count."""
+    return _field_codes(layout, data).astype(layout.format.code_dtype)
 
 
 def decode(layout: StreamLayout, codes: np.ndarray) -> np.ndarray:
@@ -71,8 +84,11 @@ class FeatureEncoder:
     The contract's standardization is ``(float64(x) - mean) / scale``, then quantization to the
     input format. Dividing by ``scale * 2**-frac`` instead of dividing by ``scale`` and multiplying
     by ``2**frac`` gives the identical float64 value (scaling by a power of two is exact), which
-    saves a pass. The work runs in row blocks that stay in cache: ~10x faster than whole-array
-    numpy on large batches, because each pass no longer streams the batch through main memory.
+    saves a pass. Saturation is checked against the format's exact bounds (``max_code + 1`` is a
+    power of two, so a 64-bit field's top code is not rounded into overflow); NaN or infinity in
+    a block is refused with its position. The work runs in row blocks that stay in cache: ~10x
+    faster than whole-array numpy on large batches, because each pass no longer streams the
+    batch through main memory.
     """
 
     BLOCK_ROWS = 8192
@@ -84,7 +100,10 @@ class FeatureEncoder:
         self.layout = layout
         self.mean = np.asarray(mean, dtype=np.float64)
         self.divisor = np.asarray(scale, dtype=np.float64) / 2.0 ** fmt.frac
-        self.lo, self.hi = fmt.min_code, fmt.max_code
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.divisor).all() and self.divisor.all()):
+            raise CodecError(f"scaler: mean and scale must be finite and scale non-zero "
+                             f"(mean {self.mean.tolist()}, scale {np.asarray(scale).tolist()})")
+        self.lo, self.limit = float(fmt.min_code), float(fmt.max_code + 1)   # both exact in float64
         self._scratch = np.empty((self.BLOCK_ROWS, layout.values), dtype=np.float64)
 
     def fields(self, out: np.ndarray, n: int) -> np.ndarray:
@@ -105,13 +124,17 @@ class FeatureEncoder:
             x = X[start:start + self.BLOCK_ROWS]
             t = self._scratch[:x.shape[0]]
             t[...] = x                       # one float64 conversion, then in-place arithmetic
-            t -= self.mean
-            t /= self.divisor
+            with np.errstate(over="ignore"):    # beyond float64: +-inf, which saturates
+                t -= self.mean
+                t /= self.divisor
             np.rint(t, out=t)
-            if t.min() < self.lo or t.max() > self.hi:
-                saturated += int(np.count_nonzero(t < self.lo) + np.count_nonzero(t > self.hi))
-                np.clip(t, self.lo, self.hi, out=t)
-            fields[start:start + x.shape[0], :self.layout.values] = t
+            block = fields[start:start + x.shape[0], :self.layout.values]
+            if t.min() >= self.lo and t.max() < self.limit:     # False for NaN as well
+                block[...] = t
+                continue
+            _refuse_non_finite(x, start)     # else finite values beyond the format: saturate
+            saturated += int(np.count_nonzero((t < self.lo) | (t >= self.limit)))
+            block[...] = self.layout.format.saturate(t)
         return saturated
 
 

@@ -12,6 +12,10 @@ Conventions (those of Vivado/Vitis HLS ``ap_fixed``):
 - rounding ``RND_CONV`` is round-half-to-even (what QKeras' ``tf.round`` does), ``RND`` is
   round-half-up, ``TRN`` truncates toward minus infinity; overflow ``SAT`` clamps, ``WRAP``
   keeps the low ``width`` bits.
+- Codes are exact for every width up to 64 bits: rounding and range checks work on float64 values
+  that are integers (scaling by a power of two is exact), compared against bounds that are powers
+  of two, so a 64-bit format's ``max_code`` (not a float64) is never rounded into overflow. NaN and
+  infinity have no code and are refused.
 """
 from __future__ import annotations
 
@@ -19,11 +23,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import PsqsError
+
 ROUNDING_MODES = ("RND_CONV", "RND", "TRN")
 OVERFLOW_MODES = ("SAT", "WRAP")
 
 
-class FormatError(ValueError):
+class FormatError(PsqsError, ValueError):
     """A fixed-point format description is invalid."""
 
 
@@ -62,6 +68,16 @@ class FixedFormat:
         return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
 
     @property
+    def code_dtype(self) -> np.dtype:
+        """int64, or uint64 for a 64-bit unsigned format (whose codes reach 2**64 - 1)."""
+        return np.dtype(np.uint64 if not self.signed and self.width == 64 else np.int64)
+
+    @property
+    def _limit(self) -> float:
+        """``max_code + 1`` as a float64: a power of two, so exact even where max_code is not."""
+        return float(self.max_code + 1)
+
+    @property
     def min_value(self) -> float:
         return self.min_code * self.lsb
 
@@ -88,21 +104,48 @@ class FixedFormat:
 
     def round_codes(self, x: np.ndarray) -> np.ndarray:
         """Values in units of the LSB, rounded to integers but not yet saturated (float64)."""
-        scaled = np.asarray(x, dtype=np.float64) * (2.0 ** self.frac)
-        if self.rounding == "RND_CONV":
-            return np.rint(scaled)
-        if self.rounding == "RND":
-            return np.floor(scaled + 0.5)
-        return np.floor(scaled)
+        # a value beyond float64 once scaled becomes +-inf, which saturates; for RND, inf - inf is
+        # NaN (not >= 0.5) and inf + 0 stays inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = np.asarray(x, dtype=np.float64) * (2.0 ** self.frac)
+            if self.rounding == "RND_CONV":
+                return np.rint(scaled)
+            floor = np.floor(scaled)
+            if self.rounding == "RND":      # not floor(scaled + 0.5): 0.49999999999999994 + 0.5 == 1.0
+                return floor + (scaled - floor >= 0.5)      # the fraction scaled - floor is exact
+            return floor
 
     def to_codes(self, x: np.ndarray) -> np.ndarray:
         """Quantize real values to integer codes (value = code * lsb) as the hardware would."""
-        codes = self.round_codes(x)
+        x = np.asarray(x, dtype=np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError(f"{self.hls_type()}: NaN and infinity have no fixed-point code")
         if self.overflow == "SAT":
-            return np.clip(codes, self.min_code, self.max_code).astype(np.int64)
-        span = 1 << self.width
-        wrapped = np.mod(codes.astype(np.int64) - self.min_code, span) + self.min_code
-        return wrapped.astype(np.int64)
+            return self.saturate(self.round_codes(x))
+        # x modulo 2**integer first (exact): the code changes by multiples of 2**width, which WRAP
+        # drops anyway, and x * 2**frac can no longer overflow to infinity
+        return self._wrap(self.round_codes(np.fmod(x, 2.0 ** self.integer)))
+
+    def saturate(self, codes: np.ndarray) -> np.ndarray:
+        """Rounded codes (integral float64, +-inf allowed) clamped to the format, as ``code_dtype``."""
+        codes = np.asarray(codes, dtype=np.float64)
+        above = codes >= self._limit
+        top = np.nextafter(self._limit, 0.0)          # below the limit: converts without overflow
+        out = np.clip(codes, self.min_code, top).astype(self.code_dtype)
+        out[above] = self.max_code
+        return out
+
+    def _wrap(self, codes: np.ndarray) -> np.ndarray:
+        """The low ``width`` bits of each (finite, integral) code, sign-extended when signed."""
+        codes = np.asarray(codes, dtype=np.float64)
+        r = np.atleast_1d(np.fmod(codes, 2.0 ** 64))     # exact; |r| < 2**64
+        magnitude = np.abs(r).astype(np.uint64)
+        bits = np.where(r < 0, np.uint64(0) - magnitude, magnitude)   # r modulo 2**64
+        bits &= np.uint64((1 << self.width) - 1)
+        if self.signed:
+            sign = np.uint64(1 << (self.width - 1))
+            bits = ((bits ^ sign) - sign).view(np.int64)   # modular, then two's complement
+        return bits.astype(self.code_dtype).reshape(codes.shape)
 
     def from_codes(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(codes, dtype=np.float64) * self.lsb
@@ -114,4 +157,4 @@ class FixedFormat:
     def saturates(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask of the values that fall outside the representable range after rounding."""
         codes = self.round_codes(x)
-        return (codes < self.min_code) | (codes > self.max_code)
+        return (codes < self.min_code) | (codes >= self._limit)

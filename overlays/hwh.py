@@ -12,8 +12,9 @@ directions), every BUSINTERFACE a port whose PORTMAPs must name existing PORTs, 
 MEMORYMAP gives ip_dict its addresses. So this writer emits, like Vivado's EDKSYSTEM format:
 SYSTEMINFO, EXTERNALPORTS/EXTERNALINTERFACES (the Zynq-7000 DDR and FIXED_IO pins), and per
 cell PARAMETERS, ADDRESSBLOCKS with the register maps, PORTS with CONNECTIONs, BUSINTERFACES with
-PORTMAPs, and the masters' MEMORYMAP. What it leaves out, no pynq code reads: DOCUMENTS, the
-PS's thousand DDR and MIO settings, the DMA's register *fields*, the unassigned PS segments.
+PORTMAPs, and the masters' MEMORYMAP. The DMA's register block is Vivado's, fields included, so
+``ol.axi_dma_0.register_map.MM2S_DMASR.Idle`` works as on a board. What it leaves out, no pynq
+code reads: DOCUMENTS, the PS's thousand DDR and MIO settings, the unassigned PS segments.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 from psqs.host import stream_probe_regs as regs
+from psqs.host.errors import RunFailed
 
 from .design import BlockDesign, Cell, InterfaceNet, Net
 from .interfaces import Interface, ScalarPin
@@ -30,32 +32,85 @@ from .ps import EXTERNAL_INTERFACE_VLNV
 EDW_VERSION = "1.2"
 VIVADO_VERSION = "psqs-emulation"
 
-# AXI DMA 7.1 registers in simple mode (PG021 table 2-6); the scatter-gather ones are disabled.
+# AXI DMA 7.1's register block as Vivado writes it into every handoff (the same in 2019.1-2025.1
+# handoffs, pynqmetadata's own resizer.hwh among them): name, ADDRESS_OFFSET and RESET_VALUE
+# spelled as Vivado spells them, description, IS_ENABLED in simple mode (PG021 table 2-6), fields.
+# A field is (name, bit offset, bit width, access, modified read value, description); Vivado takes
+# the fields from the IP's static register description, so LENGTH's field is 26 bits whatever
+# c_sg_length_width is (the width the DMA actually decodes is that parameter).
+_RW, _RO = "read-write", "read-only"
+_DMACR_FIELDS = (
+    ("RS", 0, 1, _RW, "", "Run / Stop: 1 runs the channel, 0 stops it after the current transfer"),
+    ("Reset", 2, 1, _RW, "", "Soft reset of the whole AXI DMA (either channel's bit resets both)"),
+    ("Keyhole", 3, 1, _RW, "", "Keyhole (fixed-address) transfers; no effect in direct register mode"),
+    ("Cyclic_BD_Enable", 4, 1, _RW, "", "Cyclic buffer descriptors; scatter-gather mode only"),
+    ("IOC_IrqEn", 12, 1, _RW, "", "Interrupt on complete enable"),
+    ("Dly_IrqEn", 13, 1, _RW, "", "Delay timer interrupt enable; ignored in direct register mode"),
+    ("Err_IrqEn", 14, 1, _RW, "", "Error interrupt enable"),
+    ("IRQThreshold", 16, 8, _RW, "", "Interrupt threshold; ignored in direct register mode"),
+    ("IRQDelay", 24, 8, _RW, "", "Interrupt delay time-out; ignored in direct register mode"),
+)
+_DMASR_FIELDS = (
+    ("Halted", 0, 1, _RO, "", "Channel halted (RS = 0 and operations stopped)"),
+    ("Idle", 1, 1, _RO, "", "Direct register mode: the current transfer has completed"),
+    ("SGIncld", 3, 1, _RO, "", "Scatter-gather included"),
+    ("DMAIntErr", 4, 1, _RO, "", "DMA internal error (e.g. zero length, stream longer than LENGTH)"),
+    ("DMASlvErr", 5, 1, _RO, "", "DMA slave error: the memory answered SLVERR"),
+    ("DMADecErr", 6, 1, _RO, "", "DMA decode error: no slave at the address (DECERR)"),
+    ("SGIntErr", 8, 1, _RO, "", "Scatter-gather internal error; 0 in direct register mode"),
+    ("SGSlvErr", 9, 1, _RO, "", "Scatter-gather slave error; 0 in direct register mode"),
+    ("SGDecErr", 10, 1, _RO, "", "Scatter-gather decode error; 0 in direct register mode"),
+    ("IOC_Irq", 12, 1, _RW, "oneToClear", "Interrupt on complete; write 1 to clear"),
+    ("Dly_Irq", 13, 1, _RW, "oneToClear", "Delay interrupt; write 1 to clear"),
+    ("Err_Irq", 14, 1, _RW, "oneToClear", "Error interrupt; write 1 to clear"),
+    ("IRQThresholdSts", 16, 8, _RO, "", "Interrupt threshold counter"),
+    ("IRQDelaySts", 24, 8, _RO, "", "Interrupt delay counter"),
+)
+
+
+def _pointer(name: str, lsb: int, width: int, what: str) -> tuple:
+    return ((name, lsb, width, _RW, "", what),)
+
+
+_CURDESC = _pointer("Current_Descriptor_Pointer", 6, 26, "Current descriptor (scatter-gather mode only)")
+_CURDESC_MSB = _pointer("Current_Descriptor_Pointer", 0, 32, "Current descriptor, upper 32 bits")
+_TAILDESC = _pointer("Tail_Descriptor_Pointer", 6, 26, "Tail descriptor (scatter-gather mode only)")
+_TAILDESC_MSB = _pointer("Tail_Descriptor_Pointer", 0, 32, "Tail descriptor, upper 32 bits")
+_LENGTH = (("Length", 0, 26, _RW, "", "Bytes to transfer; writing it starts the transfer (S2MM: "
+                                      "reads back the bytes received)"),)
+
+# (name, ADDRESS_OFFSET, description, RESET_VALUE, IS_ENABLED, fields)
 DMA_REGISTERS = (
-    ("MM2S_DMACR", 0x00, "MM2S DMA Control Register", 0x00010002, True),
-    ("MM2S_DMASR", 0x04, "MM2S DMA Status Register", 0x00010000, True),
-    ("MM2S_CURDESC", 0x08, "MM2S DMA Current Descriptor Pointer Register", 0, False),
-    ("MM2S_CURDESC_MSB", 0x0C, "MM2S DMA Current Descriptor Pointer Register", 0, False),
-    ("MM2S_TAILDESC", 0x10, "MM2S DMA Tail Descriptor Pointer Register", 0, False),
-    ("MM2S_TAILDESC_MSB", 0x14, "MM2S DMA Tail Descriptor Pointer Register", 0, False),
-    ("MM2S_SA", 0x18, "MM2S Source Address Register", 0, True),
-    ("MM2S_SA_MSB", 0x1C, "MM2S Source Address Register", 0, True),
-    ("MM2S_LENGTH", 0x28, "MM2S DMA Transfer Length Register", 0, True),
-    ("SG_CTL", 0x2C, "Scatter/Gather User and Cache Control Register", 0x3, False),
-    ("S2MM_DMACR", 0x30, "S2MM DMA Control Register", 0x00010002, True),
-    ("S2MM_DMASR", 0x34, "S2MM DMA Status Register", 0x00010000, True),
-    ("S2MM_CURDESC", 0x38, "S2MM DMA Current Descriptor Pointer Register", 0, False),
-    ("S2MM_CURDESC_MSB", 0x3C, "S2MM DMA Current Descriptor Pointer Register", 0, False),
-    ("S2MM_TAILDESC", 0x40, "S2MM DMA Tail Descriptor Pointer Register", 0, False),
-    ("S2MM_TAILDESC_MSB", 0x44, "S2MM DMA Tail Descriptor Pointer Register", 0, False),
-    ("S2MM_DA", 0x48, "S2MM DMA Destination Address Register", 0, True),
-    ("S2MM_DA_MSB", 0x4C, "S2MM Destination Address Register", 0, True),
-    ("S2MM_LENGTH", 0x58, "S2MM DMA Transfer Length Register", 0, True),
+    ("MM2S_DMACR", "0x0", "MM2S DMA Control Register", "0x10002", True, _DMACR_FIELDS),
+    ("MM2S_DMASR", "0x04", "MM2S DMA Status Register", "0x10000", True, _DMASR_FIELDS),
+    ("MM2S_CURDESC", "0x08", "MM2S DMA Current Descriptor Pointer Register", "0x0", False, _CURDESC),
+    ("MM2S_CURDESC_MSB", "0x0C", "MM2S DMA Current Descriptor Pointer Register", "0x0", False, _CURDESC_MSB),
+    ("MM2S_TAILDESC", "0x10", "MM2S DMA Tail Descriptor Pointer Register", "0x0", False, _TAILDESC),
+    ("MM2S_TAILDESC_MSB", "0x14", "MM2S DMA Tail Descriptor Pointer Register", "0x0", False, _TAILDESC_MSB),
+    ("MM2S_SA", "0x18", "MM2S Source Address Register", "0x0", True,
+     _pointer("Source_Address", 0, 32, "Source address of the read buffer")),
+    ("MM2S_SA_MSB", "0x1C", "MM2S Source Address Register", "0x0", True,
+     _pointer("Source_Address", 0, 32, "Source address, upper 32 bits")),
+    ("MM2S_LENGTH", "0x28", "MM2S DMA Transfer Length Register", "0x0", True, _LENGTH),
+    ("SG_CTL", "0x2C", "Scatter/Gather User and Cache Control Register", "0x03", False,
+     (("SG_CACHE", 0, 4, _RW, "", "Scatter-gather cache control"),
+      ("SG_USER", 8, 4, _RW, "", "Scatter-gather user control"))),
+    ("S2MM_DMACR", "0x30", "S2MM DMA Control Register", "0x10002", True, _DMACR_FIELDS),
+    ("S2MM_DMASR", "0x34", "S2MM DMA Status Register", "0x10000", True, _DMASR_FIELDS),
+    ("S2MM_CURDESC", "0x38", "S2MM DMA Current Descriptor Pointer Register", "0x0", False, _CURDESC),
+    ("S2MM_CURDESC_MSB", "0x3C", "S2MM DMA Current Descriptor Pointer Register", "0x0", False, _CURDESC_MSB),
+    ("S2MM_TAILDESC", "0x40", "S2MM DMA Tail Descriptor Pointer Register", "0x0", False, _TAILDESC),
+    ("S2MM_TAILDESC_MSB", "0x44", "S2MM DMA Tail Descriptor Pointer Register", "0x0", False, _TAILDESC_MSB),
+    ("S2MM_DA", "0x48", "S2MM DMA Destination Address Register", "0x0", True,
+     _pointer("Destination_Address", 0, 32, "Destination address of the write buffer")),
+    ("S2MM_DA_MSB", "0x4C", "S2MM Destination Address Register", "0x0", True,
+     _pointer("Destination_Address", 0, 32, "Destination address, upper 32 bits")),
+    ("S2MM_LENGTH", "0x58", "S2MM DMA Transfer Length Register", "0x0", True, _LENGTH),
 )
 _ACCESS = {"RO": "read-only", "RW": "read-write", "W1P": "write-only"}
 
 
-class HwhError(ValueError):
+class HwhError(RunFailed, ValueError):
     """The block design cannot be written as a handoff (an internal inconsistency, named)."""
 
 
@@ -194,22 +249,25 @@ class _Writer:
             _sub(maps, "PORTMAP", LOGICAL=sig.name, PHYSICAL=i.physical(sig.name))
 
     def _registers(self, blocks: ET.Element, interface: str, name: str, block_range: int,
-                   registers: list[tuple[str, int, str, str, int, bool, list]]) -> None:
+                   registers: list[tuple[str, str, str, str, str, bool, tuple]]) -> None:
+        """One register block; each field with the eight properties Vivado writes, in its order
+        (pynq's parser needs BIT_OFFSET before BIT_WIDTH)."""
         block = _sub(blocks, "ADDRESSBLOCK", ACCESS="read-write", INTERFACE=interface, NAME=name,
                      RANGE=block_range, USAGE="register")
         regs_el = _sub(block, "REGISTERS")
         for rname, offset, description, access, reset, enabled, fields in registers:
             reg = _sub(regs_el, "REGISTER", NAME=rname)
-            for key, value in (("DESCRIPTION", description), ("ADDRESS_OFFSET", f"0x{offset:X}"),
+            for key, value in (("DESCRIPTION", description), ("ADDRESS_OFFSET", offset),
                                ("SIZE", "32"), ("ACCESS", access), ("IS_ENABLED", str(enabled).lower()),
-                               ("RESET_VALUE", f"0x{reset:X}")):
+                               ("RESET_VALUE", reset)):
                 _sub(reg, "PROPERTY", NAME=key, VALUE=value)
             if fields:
                 fields_el = _sub(reg, "FIELDS")
-                for fname, fdesc, faccess, lsb, width in fields:
+                for fname, lsb, width, faccess, modified, fdesc in fields:
                     f = _sub(fields_el, "FIELD", NAME=fname)
-                    for key, value in (("DESCRIPTION", fdesc), ("ACCESS", faccess),
-                                       ("BIT_OFFSET", lsb), ("BIT_WIDTH", width)):
+                    for key, value in (("DESCRIPTION", fdesc), ("ADDRESS_OFFSET", lsb), ("ACCESS", faccess),
+                                       ("MODIFIED_READ_VALUES", modified), ("WRITE_CONSTRAINT", 0),
+                                       ("READ_ACTION", ""), ("BIT_OFFSET", lsb), ("BIT_WIDTH", width)):
                         _sub(f, "PROPERTY", NAME=key, VALUE=value)
 
     def _probe_registers(self) -> list:
@@ -217,10 +275,10 @@ class _Writer:
         for word, offset, reg in regs.words():
             hi = word.endswith("_HI")
             description = f"upper half of {reg.name} (latched by the LO read)" if hi else reg.description
-            fields = [] if reg.width == 64 else [
-                (f.name, f.description, _ACCESS[f.access], f.lsb, f.width) for f in reg.fields]
+            fields = () if reg.width == 64 else tuple(
+                (f.name, f.lsb, f.width, _ACCESS[f.access], "", f.description) for f in reg.fields)
             reset = (reg.reset >> 32) if hi else reg.reset & 0xFFFF_FFFF
-            out.append((word, offset, description, _ACCESS[reg.access], reset, True, fields))
+            out.append((word, f"0x{offset:X}", description, _ACCESS[reg.access], f"0x{reset:X}", True, fields))
         return out
 
     # ---------------------------------------------------------------- parameters per role
@@ -301,7 +359,7 @@ class _Writer:
             blocks = _sub(module, "ADDRESSBLOCKS")
             i = cell.interface("S_AXI_LITE")
             self._registers(blocks, i.name, i.address_block, i.block_range,
-                            [(n, o, d, "read-write", r, e, []) for n, o, d, r, e in DMA_REGISTERS])
+                            [(n, o, d, _RW, r, e, f) for n, o, d, r, e, f in DMA_REGISTERS])
         elif cell.role == "probe":
             i = next(x for x in cell.interfaces if x.address_block)
             self._registers(_sub(module, "ADDRESSBLOCKS"), i.name, i.address_block, i.block_range,

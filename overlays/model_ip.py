@@ -23,6 +23,7 @@ from pathlib import Path
 
 from psqs.host.artifact import MANIFEST, peek_kind, read_manifest, sha256_file
 from psqs.host.contract import ContractError, IOContract
+from psqs.host.errors import PsqsError
 
 from .interfaces import Interface, ScalarPin, axis
 
@@ -45,7 +46,7 @@ RTL_FIELDS = {
 }
 
 
-class ModelIpError(ValueError):
+class ModelIpError(PsqsError, ValueError):
     """A stage-2 directory cannot be used for an overlay; the message names the file and field."""
 
 
@@ -211,17 +212,18 @@ def estimate_timing(model: ModelIp) -> dict:
     """Latency and initiation interval without a vendor report: a documented rough figure.
 
     The psqs AXI-stream top reads one input beat per cycle, so a sample needs ``in_beats``
-    cycles to enter, and the top is pipelined at the rate its streams allow: II = max(in_beats,
-    out_beats, reuse factor). After the last input beat, each dense layer of hls4ml's latency
-    strategy at reuse R costs about R + 2 cycles on a 10 ns clock (R multiplier passes, an adder
-    tree, a register; activations fold into them), then the first output beat leaves:
+    cycles to enter, and the top is pipelined at the rate its streams allow: II is the contract's
+    one rule, ``IOContract.initiation_interval(reuse)`` = max(in_beats, out_beats, reuse factor).
+    After the last input beat, each dense layer of hls4ml's latency strategy at reuse R costs
+    about R + 2 cycles on a 10 ns clock (R multiplier passes, an adder tree, a register;
+    activations fold into them), then the first output beat leaves:
     latency (first input beat -> first output beat) = in_beats + layers x (R + 2).
     Vendor synthesis replaces this with the scheduled figures.
     """
-    i, o = model.contract.input.beats_per_sample, model.contract.output.beats_per_sample
+    i = model.contract.input.beats_per_sample
     reuse = int(model.manifest.get("hls", {}).get("reuse_factor", 1))
     layers = model.dense_layers
-    return {"latency_cycles": i + layers * (reuse + 2), "ii_cycles": max(i, o, reuse),
+    return {"latency_cycles": i + layers * (reuse + 2), "ii_cycles": model.contract.initiation_interval(reuse),
             "note": f"estimate: {i} input beat(s) + {layers} dense layer(s) x (reuse {reuse} + 2) cycles "
                     "to the first output beat; II = max(input beats, output beats, reuse)"}
 

@@ -46,3 +46,30 @@ def test_negative_integer_bits_and_quantize_is_idempotent():
 def test_bad_format_descriptions(fields, message):
     with pytest.raises(FormatError, match=message):
         FixedFormat.from_dict(fields, "contract input")
+
+
+def test_half_up_just_below_a_tie_rounds_down():
+    """floor(x + 0.5) would round 0.49999999999999994 up: the sum rounds to 1.0 in float64."""
+    fmt = FixedFormat(8, 8, rounding="RND")                  # lsb 1
+    below = np.nextafter(0.5, 0.0)
+    assert fmt.to_codes([below, 0.5, -below, -0.5, np.nextafter(64.5, 0.0)]).tolist() == [0, 1, 0, 0, 64]
+
+
+@pytest.mark.parametrize("signed, top", [(True, (1 << 63) - 1), (False, (1 << 64) - 1)])
+def test_64_bit_formats_saturate_to_their_top_code(signed, top):
+    """max_code of a 64-bit format is not a float64; it must not overflow into the bottom code."""
+    fmt = FixedFormat(64, 40, signed=signed)                 # lsb 2**-24
+    codes = fmt.to_codes([1e30, 2.0 ** (39 if signed else 40), -1e30, 2.0 ** 30])
+    assert codes.dtype == fmt.code_dtype
+    assert [int(c) for c in codes] == [top, top, fmt.min_code, 1 << 54]
+    assert fmt.saturates([2.0 ** (39 if signed else 40)]).tolist() == [True]
+
+
+def test_wrap_keeps_the_low_bits_of_huge_values():
+    fmt = FixedFormat(8, 4, rounding="TRN", overflow="WRAP")  # lsb 1/16, 16 units per wrap
+    assert fmt.to_codes([8.0, 8.0 + 2.0 ** 40 + 0.0625, -8.0625, 1e300]).tolist() == [-128, -127, 127, 0]
+
+
+def test_nan_and_infinity_have_no_code():
+    with pytest.raises(ValueError, match=r"ap_fixed<16,5,AP_RND_CONV,AP_SAT>: NaN and infinity have no fixed-point code"):
+        FixedFormat(16, 5).to_codes([0.0, np.nan])

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import resign_manifest
+from conftest import SHARED_JETS, resign_manifest
 from psqs.board_configs import BoardConfigError, load_board
 from psqs.host.artifact import ArtifactError, write_manifest
 from psqs.host.contract import IOContract, StreamLayout
+from psqs.host.errors import PsqsError
 from psqs.host.fixed_point import FixedFormat
 from psqs.overlays import (
     bitfile,
@@ -134,9 +135,9 @@ def test_shim_refuses_unknown_cells_and_commands(tmp_path):
 
 
 def test_build_configuration_errors(tmp_path):
-    with pytest.raises(build.BuildError, match=r"--jobs=0: must be a positive integer"):
+    with pytest.raises(PsqsError, match=r"--jobs=0: must be a positive integer"):
         build.BuildConfig(tmp_path, "pynq-z2", tmp_path / "out", jobs=0)
-    with pytest.raises(build.BuildError, match=r"--name='9lives'"):
+    with pytest.raises(PsqsError, match=r"--name='9lives'"):
         build.BuildConfig(tmp_path, "pynq-z2", tmp_path / "out", name="9lives")
     with pytest.raises(BoardConfigError, match=r"pynq-z9\.yaml: unknown board; known boards: .*pynq-z2"):
         build.build(tmp_path, "pynq-z9", tmp_path / "out", emulation=True)
@@ -230,3 +231,103 @@ def test_handoff_of_every_register_of_the_probe(tmp_path):
         {name: offset for name, offset, _ in regs.words()}
     ctrl = registers["CTRL"]["fields"]
     assert ctrl["CLEAR"]["access"] == "write-only" and ctrl["ENABLE"]["bit_offset"] == 1
+
+
+# --------------------------------------------------------------------------- the DMA's registers
+
+def _vivado_dma_handoffs() -> list[Path]:
+    """Real Vivado handoffs with an AXI DMA: the one pynqmetadata ships, and the vendor fixtures."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("pynqmetadata").joinpath("tests", "hwhs", "resizer.hwh")))
+    vendor = SHARED_JETS.parent / "vendor"
+    found = [shipped] + sorted(vendor.glob("vivado*.hwh") if vendor.is_dir() else [])
+    return [p for p in found if 'MODTYPE="axi_dma"' in p.read_text(errors="replace")]
+
+
+def _dma_registers_in(path: Path) -> dict:
+    """The DMA's register layout read straight from the XML (names, offsets, sizes, fields)."""
+    import xml.etree.ElementTree as ET
+
+    module = next(m for m in ET.parse(path).getroot().iter("MODULE") if m.get("MODTYPE") == "axi_dma")
+    layout = {}
+    for reg in module.iter("REGISTER"):
+        props = {p.get("NAME"): p.get("VALUE") for p in reg.findall("PROPERTY")}
+        fields = {}
+        for f in reg.iter("FIELD"):
+            fp = {p.get("NAME"): p.get("VALUE") for p in f.findall("PROPERTY")}
+            fields[f.get("NAME")] = (int(fp["BIT_OFFSET"]), int(fp["BIT_WIDTH"]), fp["ACCESS"],
+                                     fp["MODIFIED_READ_VALUES"], [p.get("NAME") for p in f.findall("PROPERTY")])
+        layout[reg.get("NAME")] = (int(props["ADDRESS_OFFSET"], 16), int(props["SIZE"]), props["ACCESS"],
+                                   props["IS_ENABLED"], int(props["RESET_VALUE"], 16), fields)
+    return layout
+
+
+@pytest.mark.parametrize("reference", _vivado_dma_handoffs(), ids=lambda p: p.name)
+def test_dma_register_map_is_vivados(tmp_path, reference):
+    """The generated .hwh describes the DMA's registers field by field as Vivado does, and pynq's
+    register_map built from it decodes MM2S_DMASR.Idle (and the rest) like on a board."""
+    from pynq.registers import RegisterMap
+
+    from psqs.host import dma as host_dma
+
+    d = design.describe(load_board("pynq-z2"), model_ip.load(rtl_dir(tmp_path / "rtl")))
+    ours = tmp_path / "d.hwh"
+    ours.write_text(hwh.render(d))
+    assert _dma_registers_in(ours) == _dma_registers_in(reference)
+
+    ip = handoff.parse(ours).ip_dict[d.dma.name]
+    theirs = next(v for v in handoff.parse(reference).ip_dict.values() if v["type"] == ip["type"])
+    def layout(registers):
+        return {name: (r["address_offset"], r["size"], r["access"],
+                       {f: (v["bit_offset"], v["bit_width"], v["access"]) for f, v in r["fields"].items()})
+                for name, r in registers.items()}
+    assert layout(ip["registers"]) == layout(theirs["registers"])
+
+    words = np.zeros(ip["addr_range"] // 4, dtype=np.uint32)     # pynq binds it to the mmio array
+    regmap = RegisterMap.create_subclass(d.dma.name, ip["registers"])(words)
+    words[(host_dma.S2MM + host_dma.DMASR) // 4] = host_dma.SR_IDLE | host_dma.SR_IOC | (1 << 16)
+    words[(host_dma.MM2S + host_dma.DMASR) // 4] = host_dma.SR_HALTED | host_dma.SR_DECODE_ERROR
+    assert (regmap.S2MM_DMASR.Idle, regmap.S2MM_DMASR.IOC_Irq, regmap.S2MM_DMASR.IRQThresholdSts) == (1, 1, 1)
+    assert (regmap.MM2S_DMASR.Idle, regmap.MM2S_DMASR.Halted, regmap.MM2S_DMASR.DMADecErr) == (0, 1, 1)
+    regmap.MM2S_DMACR.RS = 1
+    regmap.MM2S_LENGTH.Length = 0x3FFFFFF
+    assert words[(host_dma.MM2S + host_dma.DMACR) // 4] == host_dma.CR_RUN
+    assert words[(host_dma.MM2S + host_dma.LENGTH) // 4] == 0x3FFFFFF
+
+
+@pytest.mark.slow
+def test_dma_register_map_over_pynq_remote(tmp_path):
+    """`ol.axi_dma_0.register_map.MM2S_DMASR.Idle` through unmodified pynq, PYNQ.remote and the
+    emulator, on a package whose handoff psqs generated."""
+    from test_emulator_support import FAKE_IO, build_fake_library, run_client, start_emulator, write_package
+
+    package = tmp_path / "overlays" / "fake"
+    write_package(package, "fake", build_fake_library(tmp_path / "lib"), FAKE_IO)
+    d = design.describe(load_board("pynq-z2"), model_ip.load(rtl_dir(tmp_path / "rtl", IOContract.from_dict(FAKE_IO))))
+    (package / "fake.hwh").write_text(hwh.render(d))
+
+    def edit(fields: dict) -> None:
+        fields["ips"] = {name: {k: ip[k] for k in ("vlnv", "base", "range")} for name, ip in d.ips.items()}
+        fields["dma"]["name"] = d.dma.name
+    resign_manifest(package, edit)
+    server = start_emulator([package])
+    try:
+        result = run_client("""
+            ol = Overlay(sys.argv[1])
+            dma = ol.axi_dma_0
+            regs = dma.register_map
+            before = [int(regs.MM2S_DMASR.Halted), int(regs.MM2S_DMASR.Idle)]
+            inp, out = allocate(shape=(2, 16), dtype=np.int16), allocate(shape=(2, 5), dtype=np.int32)
+            inp[:] = np.arange(32, dtype=np.int16).reshape(2, 16)
+            dma.recvchannel.transfer(out)
+            dma.sendchannel.transfer(inp)
+            dma.sendchannel.wait()
+            dma.recvchannel.wait()
+            emit(before=before, idle=[int(regs.MM2S_DMASR.Idle), int(regs.S2MM_DMASR.Idle)],
+                 run=int(regs.S2MM_DMACR.RS), received=int(regs.S2MM_LENGTH.Length))
+        """, server.config.host, tmp_path / "client", args=(package / "fake.bit",))
+    finally:
+        server.stop()
+    received = 2 * IOContract.from_dict(FAKE_IO).output.bytes_per_sample
+    assert result == {"before": [0, 0], "idle": [1, 1], "run": 1, "received": received}

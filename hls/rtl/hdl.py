@@ -12,7 +12,8 @@ Timing is structural, so it is computed here and then *measured* by the simulati
 - latency = input beats + core latency (first input beat accepted -> first output beat sent:
   the last input beat launches the sample, the core's output is written to the FIFO, and the FIFO
   presents it the cycle after);
-- II = max(input beats, output beats) cycles per sample.
+- II = the I/O contract's one rule (``IOContract.initiation_interval``) with reuse 1: da4ml's core
+  takes a sample every cycle, so the streams set the pace, max(input beats, output beats).
 """
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def timing(contract: IOContract, core: Core) -> Timing:
     in_beats, out_beats = contract.input.beats_per_sample, contract.output.beats_per_sample
     depth = 1 << max(1, ceil(log2(core.latency + out_beats + 2)))
     return Timing(latency=in_beats + core.latency, core_latency=core.latency,
-                  ii=max(in_beats, out_beats), fifo_depth=depth)
+                  ii=contract.initiation_interval(), fifo_depth=depth)
 
 
 def lint_waivers(core: Core) -> str:
