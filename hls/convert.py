@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from psqs.hls import csim
+from psqs.host.errors import PsqsError
 from psqs.host.fixed_point import FixedFormat
 
 
@@ -20,7 +22,7 @@ IO_TYPES = {"parallel": "io_parallel", "stream": "io_stream"}
 STRATEGIES = {"latency": "Latency", "resource": "Resource"}
 
 
-class ConversionError(ValueError):
+class ConversionError(PsqsError, ValueError):
     """The model cannot be converted (exactly); the message names the layer and the reason."""
 
 
@@ -143,6 +145,7 @@ def convert(model, input_format: FixedFormat, out: Path, project: str, backend: 
         model, hls_config=config, output_dir=str(out), project_name=project, backend=backend,
         io_type=IO_TYPES[io], part=part, clock_period=clock_period)
     if compile_csim:
+        csim.compiler()       # hls4ml's build script needs g++: say so, not "Failed to compile project"
         hls_model.compile()
     return hls_model
 

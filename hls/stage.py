@@ -102,11 +102,13 @@ def quantized_inputs(md: ModelDir, X: np.ndarray, layout: StreamLayout) -> tuple
     return codes, saturated, codec.decode(layout, codes)
 
 
-def _ladder(vectors: dict, md: ModelDir, hls_model, library: AxisLibrary, contract: IOContract,
+def _ladder(vectors: dict, md: ModelDir, model, hls_model, library: AxisLibrary, contract: IOContract,
             directory: Path) -> tuple[dict, np.ndarray]:
+    """Rungs 1-3 (:mod:`.ladder`), each against the model's float64 reference logits."""
     codes, saturated, x_q = quantized_inputs(md, vectors["X"], contract.input)
     reference = vectors["logits"]
     n = reference.shape[0]
+    qkeras_row, qkeras_out = ladder.qkeras_rung(model, x_q, reference)
 
     t0 = time.perf_counter()
     hls4ml_out = np.asarray(hls_model.predict(np.ascontiguousarray(x_q)), dtype=np.float64).reshape(n, -1)
@@ -122,7 +124,7 @@ def _ladder(vectors: dict, md: ModelDir, hls_model, library: AxisLibrary, contra
     tlast_ok = ladder.tlast_ends_one_transfer(last)
 
     rungs = [
-        ladder.compare("1 qkeras exact reference", reference, reference),
+        qkeras_row,
         ladder.compare("2 hls4ml C simulation", reference, hls4ml_out,
                        {"samples_per_second": n / hls4ml_seconds}),
         ladder.compare("3 AXI-stream top C simulation (packed DMA words)", reference, axis_out,
@@ -131,8 +133,8 @@ def _ladder(vectors: dict, md: ModelDir, hls_model, library: AxisLibrary, contra
     ]
     rungs[2]["success"] = rungs[2]["success"] and tlast_ok and samples_out == n
     summary = ladder.save(directory, rungs,
-                          {"rung1_qkeras": reference, "rung2_hls4ml": hls4ml_out, "rung3_axis": axis_out,
-                           "inputs_quantized": x_q},
+                          {"reference_float64": reference, "rung1_qkeras_float32": qkeras_out,
+                           "rung2_hls4ml": hls4ml_out, "rung3_axis": axis_out, "inputs_quantized": x_q},
                           {"input_saturated_values": saturated, "input_format": contract.input.format.hls_type()})
     return summary, axis_out
 
@@ -174,15 +176,16 @@ def run(model_path: Path, out: Path, options: ConvertOptions, force: bool = Fals
             StreamLayout.packed(model.output_shape[-1], output_format, options.bus_bits),
             top=f"{PROJECT}_axis")
         io_type = convert_lib.IO_TYPES[options.io]
-        sources = wrapper.write_firmware(tmp / "hls4ml" / "firmware", contract, PROJECT, io_type, options.backend)
+        sources = wrapper.write_firmware(tmp / "hls4ml" / "firmware", contract, PROJECT, io_type, options.backend,
+                                         options.reuse)
         wrapper.write_vendor_project(tmp / "axis_ip", contract, PROJECT, options.backend, options.part,
                                      options.clock_period)
         build_seconds = build_library(tmp / "hls4ml" / "firmware", sources, tmp / "csim" / LIBRARY_NAME)
 
         vectors = md.test_vectors()
-        summary, csim_logits = _ladder(vectors, md, hls_model, AxisLibrary(tmp / "csim" / LIBRARY_NAME), contract, tmp)
+        summary, csim_logits = _ladder(vectors, md, model, hls_model, AxisLibrary(tmp / "csim" / LIBRARY_NAME), contract, tmp)
         if not summary["success"]:
-            failed = "; ".join(ladder.report_line(r) for r in summary["rungs"] if not r["success"])
+            failed = "; ".join(ladder.report_line(r) for r in ladder.gate_failures(summary["rungs"]))
             if not options.allow_inexact:
                 raise convert_lib.ConversionError(f"{md.path}: C simulation is not bit-exact: {failed}")
             log.warning("--allow-inexact: packaging a model whose C simulation differs: %s", failed)

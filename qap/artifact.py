@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host.artifact import MANIFEST, read_manifest, sha256_file
+from psqs.host import npz
+from psqs.host.artifact import MANIFEST, ArtifactError, read_manifest, sha256_file
 from psqs.host.fixed_point import FixedFormat
 
 from .config import TrainConfig
@@ -27,11 +28,99 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.h5"
 
 
-def keras_load(path: Path):
-    """Load a QKeras .h5 model (custom layers and quantizers registered)."""
+# What psqs' QAP models are made of (qap/model.py; tfmot's pruning wrappers are stripped before
+# saving) and nothing else. A model file is foreign input: rebuilding it runs code the file carries
+# (a Lambda's marshalled bytecode) or that its class names select, so each name is checked first.
+MODEL_CLASSES = frozenset({"Functional"})
+LAYER_CLASSES = frozenset({"InputLayer", "QActivation", "QDense", "Dense", "Activation", "BatchNormalization"})
+OBJECT_CLASSES = frozenset({"quantized_bits", "quantized_relu", "QInitializer", "Clip", "HeNormal",
+                            "GlorotUniform", "Zeros", "Ones", "L1"})
+# Config values that Keras/QKeras turn into callables by name ("relu", "quantized_bits(6,0)").
+FUNCTION_KEYS = frozenset({"activation", "kernel_quantizer", "bias_quantizer"})
+FUNCTION_NAMES = frozenset({"linear", "relu", "quantized_bits", "quantized_relu"})
+
+
+def _foreign_objects(value, key: str = "") -> list[str]:
+    """Nested class names and function names in a layer's entry that are not psqs' own."""
+    if isinstance(value, dict):
+        found = []
+        if "class_name" in value and value["class_name"] not in OBJECT_CLASSES:
+            found.append(f"object of class {value['class_name']!r}")
+        for k, v in value.items():
+            found += _foreign_objects(v, k)
+        return found
+    if isinstance(value, list):
+        return [f for v in value for f in _foreign_objects(v, key)]
+    if key in FUNCTION_KEYS and isinstance(value, str) and value.split("(")[0] not in FUNCTION_NAMES:
+        return [f"{key} {value!r}"]
+    return []
+
+
+def refused_layers(model_config) -> list[str]:
+    """What in a saved model's JSON config psqs will not deserialize, each named; [] if all is known."""
+    cls = model_config.get("class_name") if isinstance(model_config, dict) else None
+    body = model_config.get("config") if cls in MODEL_CLASSES else None
+    if not isinstance(body, dict) or not isinstance(body.get("layers"), list):
+        return [f"model class {cls!r} (psqs saves {', '.join(sorted(MODEL_CLASSES))} models with a layer list)"]
+    refused = [f"model holds {f}" for f in _foreign_objects({k: v for k, v in body.items() if k != "layers"})]
+    for layer in body["layers"]:
+        layer = layer if isinstance(layer, dict) else {"class_name": repr(layer)}
+        cls, name = layer.get("class_name"), layer.get("name")
+        if cls not in LAYER_CLASSES:
+            why = "runs Python code stored in the file" if cls == "Lambda" else "not a psqs layer class"
+            refused.append(f"layer {name!r} is a {cls} ({why})")
+        else:
+            refused += [f"layer {name!r} ({cls}) holds {f}"
+                        for f in _foreign_objects({k: v for k, v in layer.items() if k != "class_name"})]
+    return refused
+
+
+def check_model_file(path: Path) -> None:
+    """Read a Keras HDF5 file's ``model_config`` with h5py alone and refuse anything unknown.
+
+    Nothing in the file is deserialized or run here; the refusal names every layer (name and
+    class) that is not one of :data:`LAYER_CLASSES`, and every nested object or function name
+    that is not psqs' own.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+    except OSError as exc:
+        raise ArtifactError(f"{path}: not a readable HDF5 model file ({exc})") from None
+    if raw is None:
+        raise ArtifactError(f"{path}: holds no model_config (not a Keras model file)")
+    try:
+        config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: model_config is not JSON ({exc})") from None
+    refused = refused_layers(config)
+    if refused:
+        raise ArtifactError(f"{path}: refused before loading, nothing in it was run: {'; '.join(refused)} "
+                            f"(psqs model files hold only {', '.join(sorted(LAYER_CLASSES))})")
+
+
+def _load_in_safe_mode(path: Path):
+    """QKeras' loader with Keras' safe mode on.
+
+    TF 2.14's Keras honours ``load_model(safe_mode=True)`` only for the native ``.keras`` format;
+    its legacy HDF5 loader ignores the argument, while its Lambda layer still consults the
+    (non-public) safe-mode scope. Entering that scope makes a Lambda that got past
+    :func:`check_model_file` fail instead of running.
+    """
+    from keras.src.saving.serialization_lib import SafeModeScope
     from qkeras.utils import load_qmodel
 
-    return load_qmodel(str(path), compile=False)
+    with SafeModeScope(True):
+        return load_qmodel(str(path), compile=False)
+
+
+def keras_load(path: Path):
+    """Load a QKeras .h5 model: its config checked first (:func:`check_model_file`), then rebuilt
+    with QKeras' layers and quantizers registered and Keras' safe mode on."""
+    check_model_file(path)
+    return _load_in_safe_mode(path)
 
 
 class ModelDir:
@@ -58,12 +147,10 @@ class ModelDir:
         return json.loads((self.path / "metrics.json").read_text())
 
     def test_vectors(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "test_vectors.npz", allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return npz.load(self.path / "test_vectors.npz", ArtifactError)
 
     def masks(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "masks.npz", allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return npz.load(self.path / "masks.npz", ArtifactError)
 
     def keras_model(self):
         return keras_load(self.path / MODEL_FILE)

@@ -4,8 +4,8 @@ The trained model computes in float32, which is exact for fixed-point values onl
 sum fits a 24-bit mantissa (not so for 16-bit networks, or for the first layer with a 16-bit
 input). The reference rebuilds the same QKeras network with Keras' float type set to float64
 (53-bit mantissa: exact for all widths psqs supports), copies the weights, and runs the same
-quantizers. Its logits are stored as the model's test vectors and are rung 1 of the verification
-ladder of every later stage.
+quantizers. Its logits are stored as the model's test vectors: the reference every rung of every
+later stage's verification ladder is compared with (rung 1 compares the float32 model itself).
 
 Input values are saturated to the input format's range before the quantizer sees them: QKeras'
 straight-through form ``x + (xq - x)`` is only exact when ``x`` is within an LSB of ``xq``.

@@ -26,10 +26,13 @@ class Split:
 
 def split(data: JetData, seed: int, val_fraction: float = 0.2, test_fraction: float = 0.2,
           max_train: int | None = None) -> Split:
-    """Stratified split by ``seed``; ``max_train`` keeps a stratified subset of the training rows.
+    """Stratified split by ``seed``; ``max_train`` caps the training and the validation rows.
 
-    The test split does not depend on ``max_train``, so models trained on different amounts of
-    data are compared on the same jets.
+    The cap keeps a stratified subset of ``max_train`` training rows and, in the split's own
+    train:validation proportion, of ``round(max_train * val_fraction / train_fraction)`` validation
+    rows (``max_train / 3`` with the default 60/20/20 split; at least one per class): a smaller run
+    validates on proportionally less, as it trains on less. The test split does not depend on
+    ``max_train``, so models trained on different amounts of data are compared on the same jets.
     """
     from sklearn.model_selection import train_test_split
 
@@ -42,10 +45,16 @@ def split(data: JetData, seed: int, val_fraction: float = 0.2, test_fraction: fl
     train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
                                   random_state=seed + 1, stratify=data.y[rest])
     if max_train is not None and max_train < train.size:
-        if max_train < len(data.class_names):
+        n_classes = len(data.class_names)
+        if max_train < n_classes:
             raise DataError(f"max_train={max_train}: need at least one jet per class")
-        train, _ = train_test_split(train, train_size=max_train, random_state=seed + 2,
-                                    stratify=data.y[train])
+        max_val = max(n_classes, round(max_train * val_fraction / (1 - val_fraction - test_fraction)))
+
+        def subset(part, n, offset):
+            return part if n >= part.size else train_test_split(
+                part, train_size=n, random_state=seed + offset, stratify=data.y[part])[0]
+
+        train, val = subset(train, max_train, 2), subset(val, max_val, 3)
     return Split(np.sort(train), np.sort(val), np.sort(test), seed)
 
 

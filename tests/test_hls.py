@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import resign_manifest
-from psqs.hls import stage
+from psqs.hls import ladder, stage
 from psqs.hls.convert import ConversionError
 from psqs.hls.csim import AxisLibrary
 from psqs.hls.stage import ConvertOptions
@@ -50,14 +50,50 @@ def test_ladder_is_bit_exact(converted, case):
     _, hls_dir = converted[case]
     verify = json.loads((hls_dir / "verify.json").read_text())
     assert verify["success"]
-    for rung in verify["rungs"]:
+    qkeras, *gates = verify["rungs"]
+    assert [r["rung"][0] for r in gates] == ["2", "3"]
+    for rung in gates:
         assert rung["exact_outputs"] == 1.0 and rung["exact_samples"] == 1.0, rung
         assert rung["n_samples"] == 600
-    axis = verify["rungs"][2]
+    axis = gates[1]
     assert axis["samples_out"] == axis["samples_in"] == 600 and axis["tlast_only_on_last_beat"]
     vectors = np.load(hls_dir / "test_vectors.npz")
     np.testing.assert_array_equal(vectors["csim_logits"], vectors["logits"])
     np.testing.assert_array_equal(np.load(hls_dir / "verify" / "rung2_hls4ml.npy"), vectors["logits"])
+    np.testing.assert_array_equal(np.load(hls_dir / "verify" / "reference_float64.npy"), vectors["logits"])
+
+    # rung 1: Keras' own float32 predict, an independent computation, reported and not gated
+    float32 = np.load(hls_dir / "verify" / "rung1_qkeras_float32.npy")
+    assert qkeras["gate"] is False and qkeras["n_samples"] == 600
+    assert qkeras["differing_samples"] == int((float32 != vectors["logits"]).any(axis=1).sum())
+    assert qkeras["max_abs_diff"] == float(np.abs(float32 - vectors["logits"]).max())
+    line = read_manifest(hls_dir, stage.KIND, stage.FORMAT_VERSION)["verification"]["rungs"][0]
+    assert line.startswith(f"INFO 1 QKeras float32 predict vs the float64 reference: "
+                           f"{qkeras['differing_samples']} of 600 samples differ") and "not a gate" in line
+
+
+def test_informational_rung_is_reported_not_gated(tmp_path):
+    """A float32 model that rounds one sample differently: INFO, the ladder still succeeds; a gate
+    that differs fails it."""
+    reference = np.arange(20, dtype=np.float64).reshape(4, 5) / 8
+
+    class Float32Model:
+        def predict(self, x, batch_size, verbose):
+            out = reference.astype(np.float32).copy()
+            out[2, 1] += 2 ** -20                     # a rounded sum
+            return out
+
+    row, outputs = ladder.qkeras_rung(Float32Model(), np.zeros((4, 16)), reference)
+    assert (row["gate"], row["success"], row["differing_samples"], row["max_abs_diff"]) == \
+        (False, False, 1, pytest.approx(2 ** -20))
+    assert ladder.report_line(row).startswith("INFO 1 QKeras float32 predict vs the float64 reference: "
+                                              "1 of 4 samples differ (25.00%)")
+    exact_gate = ladder.compare("2 gate", reference, reference)
+    assert ladder.save(tmp_path, [row, exact_gate], {"rung1": outputs}, {})["success"]
+    assert json.loads((tmp_path / "verify.json").read_text())["rungs"][0]["gate"] is False
+    failing_gate = ladder.compare("2 gate", reference, outputs)
+    assert not ladder.save(tmp_path, [row, failing_gate], {}, {})["success"]
+    assert ladder.gate_failures([row, failing_gate]) == [failing_gate]
 
 
 def test_contract_describes_the_packing(converted):
@@ -114,14 +150,13 @@ def test_unsupported_and_inexact_layers_are_named(converted, tmp_path):
     base = load_model(model_dir)
     x = tf.keras.layers.Dropout(0.1, name="drop")(base.layers[-2].output)
     dropout = tf.keras.Model(base.inputs, base.layers[-1](x))
-    with pytest.raises(ConversionError, match="layer drop: unsupported layer type Dropout"):
+    with pytest.raises(ArtifactError, match=r"model\.h5: refused before loading.*layer 'drop' is a Dropout"):
         stage.run(_rewrite_model(model_dir, tmp_path / "dropout", dropout), tmp_path / "out1", ConvertOptions())
     assert not (tmp_path / "out1").exists()
 
-    floaty = tf.keras.Sequential([tf.keras.Input((16,), name="features"),
-                                  tf.keras.layers.Dense(8, activation=None, name="fc1"),
-                                  tf.keras.layers.Activation("relu", name="relu1"),
-                                  tf.keras.layers.Dense(5, name="output")])
+    features = tf.keras.Input((16,), name="features")
+    hidden = tf.keras.layers.Activation("relu", name="relu1")(tf.keras.layers.Dense(8, name="fc1")(features))
+    floaty = tf.keras.Model(features, tf.keras.layers.Dense(5, name="output")(hidden))
     float_dir = _rewrite_model(model_dir, tmp_path / "float", floaty)
     with pytest.raises(ConversionError, match=r"layer fc1: float Dense layer.*--allow-inexact"):
         stage.run(float_dir, tmp_path / "out2", ConvertOptions())

@@ -29,11 +29,15 @@ def test_split_is_a_stratified_partition(jets):
     np.testing.assert_allclose(np.bincount(jets.y[s.test]) / s.test.size, share, atol=0.01)
 
 
-def test_max_train_keeps_the_test_split(jets):
-    full, small = split(jets, 0), split(jets, 0, max_train=500)
-    assert small.train.size == 500 and set(small.train) <= set(full.train)
+def test_max_train_caps_validation_in_proportion_and_keeps_the_test_split(jets):
+    full, small = split(jets, 0), split(jets, 0, max_train=600)
+    assert small.sizes() == {"train": 600, "val": 200, "test": 800}     # 3:1, as the 60/20 split
+    assert set(small.train) <= set(full.train) and set(small.val) <= set(full.val)
     np.testing.assert_array_equal(full.test, small.test)
-    np.testing.assert_array_equal(full.val, small.val)
+    share = np.bincount(jets.y) / jets.y.size
+    np.testing.assert_allclose(np.bincount(jets.y[small.val], minlength=5) / small.val.size, share, atol=0.02)
+    assert split(jets, 0, max_train=5).sizes()["val"] == 5               # still one jet per class
+    assert split(jets, 0, max_train=10_000).sizes() == full.sizes()       # a cap above the split: no change
 
 
 def test_scaler_sees_training_rows_only(jets):

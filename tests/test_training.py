@@ -61,8 +61,13 @@ def test_artifact_round_trip_reproduces_the_stored_logits(imp_ft):
     assert manifest["classes"] == ["t", "w", "z", "q", "g"]      # the file's own class order
     assert manifest["config"]["pruning"] == "imp-ft"
     assert manifest["versions"]["qkeras"] == "0.9.0"
-    assert set(manifest["files"]) == {"model.h5", "masks.npz", "metrics.json", "test_vectors.npz"}
+    assert set(manifest["files"]) == {"model.h5", "masks.npz", "metrics.json", "test_vectors.npz",
+                                      "plots/roc_curves.png", "plots/confusion_matrix.png"}
     metrics = imp_ft.metrics
+    # --max-train 2000 of the 2400 training jets: validation capped to 667 of 800, test whole
+    assert metrics["split"] == {"train": 2000, "val": 667, "test": 800, "max_train": 2000}
+    assert metrics["split"]["test"] == metrics["test"]["n_jets"]
+    assert manifest["data"]["split"] == {"seed": 0, "train": 2000, "val": 667, "test": 800}
     assert metrics["test"]["accuracy"] > 0.6   # separable synthetic classes: learning happened
     assert set(metrics["test"]["rejection_at_50pct_signal_eff"]) == {"t", "w", "z", "q", "g"}
     assert 0 < metrics["efficiency"]["eta_n"] <= 1

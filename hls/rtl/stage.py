@@ -32,6 +32,7 @@ from psqs.host import codec
 from psqs.host.artifact import (ArtifactError, peek_kind, read_manifest, sha256_file, staged_directory,
                                  write_manifest)
 from psqs.host.contract import IOContract, StreamLayout
+from psqs.host.errors import RunFailed
 from psqs.host.fixed_point import FixedFormat
 from psqs.qap import artifact as model_artifact
 from psqs.qap.artifact import ModelDir
@@ -53,7 +54,7 @@ TRACE_RUNG = "4 da4ml fixed-point trace (DAIS interpreter)"
 RTL_RUNG = "5 RTL AXI-stream top (Verilator, cycle-accurate, random stalls)"
 
 
-class RtlError(convert_lib.ConversionError):
+class RtlError(RunFailed, convert_lib.ConversionError):
     """The RTL is not bit-exact or not as timed; the message says which check failed."""
 
 
@@ -133,7 +134,8 @@ def resolve(path: Path, options: RtlOptions) -> Source:
                               top=f"{hls_stage.PROJECT}_axis")
         clock = options.clock_period or 1000.0 / board.fclk_mhz
         reference = md.test_vectors()["logits"]
-        rungs = [ladder.compare("1 qkeras exact reference", reference, reference)]
+        x_q = hls_stage.quantized_inputs(md, md.test_vectors()["X"], contract.input)[2]
+        rungs = [ladder.qkeras_rung(keras, x_q, reference)[0]]
     else:
         raise ArtifactError(f"{path / 'manifest.json'}: kind {kind!r} is neither an HLS directory "
                             f"({hls_stage.KIND!r}) nor a model directory ({model_artifact.KIND!r})")
