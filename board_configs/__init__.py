@@ -17,6 +17,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from psqs.host.errors import PsqsError
+
 from .schema import FAMILIES, SCHEMA
 
 __all__ = ["DEFAULT_BOARD", "Board", "BoardConfigError", "board_names", "load_board"]
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
-class BoardConfigError(ValueError):
+class BoardConfigError(PsqsError, ValueError):
     """A board name is unknown or a board file is unreadable or invalid."""
 
 

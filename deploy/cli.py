@@ -1,61 +1,51 @@
 """The ``psqs`` command line: one subcommand per pipeline stage, plus ``demo``.
 
-Expected failures (bad data, bad options, corrupt artifacts) print one line naming the file or
-option and exit with status 2; anything else is a bug and keeps its traceback.
+Expected failures (:class:`psqs.host.errors.PsqsError`: bad data, bad options, corrupt artifacts,
+missing tools, failed runs) print one line ``psqs: error: ...`` naming the file, option or tool and
+exit with status 2 (bad input) or 1 (failed run); anything else is a bug and keeps its traceback.
+See :mod:`psqs.host.cli_common`.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
 
 from psqs.board_configs import DEFAULT_BOARD
+from psqs.host import cli_common, interrupts
+from psqs.host.cli_types import integer, integer_list, real
 from psqs.host.contract import IOContract
-from psqs.host.fixed_point import FormatError
-
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from psqs.board_configs import BoardConfigError
-    from psqs.hls.convert import ConversionError
-    from psqs.host.cli import USER_ERRORS as HOST_ERRORS
-    from psqs.qap.config import ConfigError
-    from psqs.qap.data import DataError
-
-    return (*HOST_ERRORS, BoardConfigError, ConfigError, ConversionError, DataError, FormatError)
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 64,32,32") from None
+from psqs.host.errors import PsqsError
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and QAP")
-    g.add_argument("--bits", type=int, default=6, help="weight/bias/ReLU bits, 4..16, or 32 for float (default 6)")
-    g.add_argument("--relu-integer", type=int, default=0, help="integer bits of the quantized ReLU (default 0)")
-    g.add_argument("--input-width", type=int, default=16, help="hardware input word width in bits (default 16)")
-    g.add_argument("--widths", type=_widths, default=(64, 32, 32), help="hidden layer widths (default 64,32,32)")
+    g.add_argument("--bits", type=integer(), default=6, help="weight/bias/ReLU bits, 4..16, or 32 for float (default 6)")
+    g.add_argument("--relu-integer", type=integer(0), default=0, help="integer bits of the quantized ReLU (default 0)")
+    g.add_argument("--input-width", type=integer(), default=16, help="hardware input word width in bits (default 16)")
+    g.add_argument("--widths", type=integer_list(1, "64,32,32"), default=(64, 32, 32), help="hidden layer widths (default 64,32,32)")
     g.add_argument("--bn", action=argparse.BooleanOptionalAction, default=False,
                    help="batch normalization after each hidden dense layer (folded before export)")
-    g.add_argument("--l1", type=float, default=1e-4, help="L1 regularization of dense kernels (default 1e-4)")
-    g.add_argument("--pruning", choices=("none", "imp-ft", "imp-lt", "gradual"), default="none")
-    g.add_argument("--sparsity", type=float, default=None,
+    g.add_argument("--l1", type=real(0), default=1e-4, help="L1 regularization of dense kernels (default 1e-4)")
+    g.add_argument("--pruning", choices=("none", "imp-ft", "imp-lt", "gradual"), default="none",
+                   help="pruning during QAT: iterative magnitude pruning with fine-tuning or lottery-ticket "
+                        "rewinding, tfmot's gradual schedule, or none (default none)")
+    g.add_argument("--sparsity", type=real(0, 1, high_open=True), default=None,
                    help="target fraction of pruned weights (default 0.8 when pruning)")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=100, help="max epochs per round (early stopping)")
-    g.add_argument("--patience", type=int, default=10)
-    g.add_argument("--batch-size", type=int, default=1024)
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    g.add_argument("--max-train", type=int, default=None, help="use at most N training jets")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--test-vectors", type=int, default=10000, help="test jets stored with the model")
+    g.add_argument("--epochs", type=integer(1), default=100, help="max epochs per round (early stopping)")
+    g.add_argument("--patience", type=integer(1), default=10,
+                   help="epochs without a better validation loss before a round stops (default 10)")
+    g.add_argument("--batch-size", type=integer(1), default=1024, help="training batch size (default 1024)")
+    g.add_argument("--lr", type=real(0, low_open=True), default=1e-3, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--max-train", type=integer(1), default=None,
+                   help="use at most N training and N/3 validation jets (3:1, as split); the test split is not capped")
+    g.add_argument("--seed", type=integer(0, 2**32 - 1), default=0,
+                   help="seed of the data split, initialization and shuffling (default 0)")
+    g.add_argument("--test-vectors", type=integer(1), default=10000, help="test jets stored with the model (default 10000)")
     g.add_argument("--data", default=None,
                    help="data file (.npz/.csv/.parquet); default $PSQS_DATA, else OpenML 42468")
 
@@ -88,7 +78,7 @@ def summarize_model(metrics: dict, path: Path) -> str:
     eff = metrics["efficiency"]
     lines = [
         f"model      {path}",
-        f"accuracy   {test['accuracy']:.4f}   AUC (macro) {test['auc_macro']:.4f}   on {test['n_jets']} test jets",
+        f"accuracy   {test['accuracy']:.4f}   AUC (macro) {test['auc_macro']:.4f}   on test split, N={test['n_jets']}",
         "rejection  " + "  ".join(f"{k}:{v:.1f}" if v else f"{k}:inf"
                                   for k, v in test["rejection_at_50pct_signal_eff"].items())
         + "   (1/FPR at 50% signal efficiency)",
@@ -99,16 +89,18 @@ def summarize_model(metrics: dict, path: Path) -> str:
 
 
 def add_convert_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("Vitis", "Vivado"), default="Vitis")
-    p.add_argument("--io", choices=("parallel", "stream"), default="parallel")
-    p.add_argument("--strategy", choices=("latency", "resource"), default="latency")
-    p.add_argument("--reuse", type=int, default=1, help="hls4ml reuse factor (default 1)")
-    p.add_argument("--clock-period", type=float, default=None,
+    p.add_argument("--backend", choices=("Vitis", "Vivado"), default="Vitis", help="hls4ml backend (default Vitis)")
+    p.add_argument("--io", choices=("parallel", "stream"), default="parallel",
+                   help="hls4ml io_type: layers as parallel arrays or as streams (default parallel)")
+    p.add_argument("--strategy", choices=("latency", "resource"), default="latency",
+                   help="hls4ml strategy (default latency)")
+    p.add_argument("--reuse", type=integer(1), default=1, help="hls4ml reuse factor (default 1)")
+    p.add_argument("--clock-period", type=real(0, low_open=True), default=None,
                    help="HLS clock period in ns (default: the board's fabric clock, 10 ns at 100 MHz)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--board", default=None, help="target board (default pynq-z2): sets part, bus width, clock")
     target.add_argument("--part", default=None, help="FPGA part, instead of a board")
-    p.add_argument("--bus-width", type=int, default=None,
+    p.add_argument("--bus-width", type=integer(8), default=None,
                    help="AXI-stream data width in bits (default: the board's HP port width, else 64)")
     p.add_argument("--allow-inexact", action="store_true",
                    help="convert even if the C simulation cannot be bit-exact (the mismatch is measured)")
@@ -150,34 +142,32 @@ def summarize_hls(manifest: dict, path: Path) -> str:
 def cmd_demo(args) -> int:
     from psqs.deploy import demo
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise PsqsError(f"--out {args.out}: exists and is not a directory")
     return demo.run(Path(args.out), force=args.force, quiet=args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="psqs", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser = cli_common.ArgumentParser(prog="psqs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="QAP-train a jet tagger into a model directory")
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a psqs artifact or empty")
     add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="hls4ml conversion of a model directory, verified bit-exact")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="model directory (from psqs train)")
     p.add_argument("--out", required=True, help="HLS directory to write")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a psqs artifact or empty")
     add_convert_options(p)
     p.set_defaults(func=cmd_convert)
 
+    from psqs.deploy.emulator.cli import add_parser as add_emulate_parser
+    from psqs.hls.rtl.cli import add_parser as add_rtl_parser
     from psqs.host.cli import add_bench_options, cmd_bench
     from psqs.overlays.cli import add_parser as add_build_parser
-
-    from psqs.deploy.emulator.cli import add_parser as add_emulate_parser
-
-    from psqs.hls.rtl.cli import add_parser as add_rtl_parser
 
     add_rtl_parser(sub)
     add_build_parser(sub)
@@ -189,25 +179,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the whole pipeline on the default data, end to end")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--out", default="runs/demo", help="directory of the demo's artifacts (default runs/demo)")
+    p.add_argument("--force", action="store_true", help="replace the demo's artifacts under --out")
     p.set_defaults(func=cmd_demo)
+    cli_common.add_common_options(parser, sub)
     return parser
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    # psqs logs at INFO; the libraries underneath (QKeras logs on the root logger) only warn.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    logging.getLogger("psqs").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_libraries() -> None:
+    """TensorFlow's and absl's Python-side warnings and Keras' legacy-format notes are not the
+    user's business (their C++ start-up lines: :func:`cli_common.quiet_native_logs`)."""
+    for name in ("tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")  # h5 "legacy format" notes
-    try:
-        return args.func(args)
-    except _user_errors() as exc:
-        print(f"psqs {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+
+
+def main(argv=None) -> int:
+    interrupts.install()   # SIGINT/SIGTERM end the command within 2 s, even when stuck in C
+    cli_common.quiet_native_logs(argv)
+    args = cli_common.parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    cli_common.configure_logging(args)
+    if not args.debug:
+        _quiet_libraries()
+    return cli_common.run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from psqs.host.errors import RunFailed, find_tool, tool_failure
+
 log = logging.getLogger(__name__)
 
 LIBRARY_NAME = "libpsqs_axis.so"
 
 
-class CsimBuildError(RuntimeError):
+class CsimBuildError(RunFailed, RuntimeError):
     """g++ failed to build the C-simulation library; the message carries the compiler output."""
+
+
+def compiler() -> str:
+    """g++, which both hls4ml's C simulation and this library need (:class:`ToolMissing` if absent)."""
+    return find_tool("g++", "to build the C simulation")
 
 
 def build_library(firmware: Path, sources: list[str], out: Path) -> float:
@@ -32,9 +39,7 @@ def build_library(firmware: Path, sources: list[str], out: Path) -> float:
     ``weights/`` next to the library (copied there), which keeps g++ fast: compiling the weights
     in as initialized ``ap_fixed`` arrays takes minutes. Returns the build time in seconds.
     """
-    compiler = shutil.which("g++")
-    if compiler is None:
-        raise CsimBuildError("g++ not found on PATH: it is needed to build the C simulation")
+    gxx = compiler()
     out.parent.mkdir(parents=True, exist_ok=True)
     flags = ["-O2", "-fPIC", "-std=c++14", "-fno-gnu-unique", "-DPSQS_GXX_CSIM",
              "-include", "psqs_weights_dir.h", "-DWEIGHTS_DIR=psqs_weights_dir()",
@@ -42,17 +47,17 @@ def build_library(firmware: Path, sources: list[str], out: Path) -> float:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         objects = [Path(tmp) / f"{Path(s).stem}.o" for s in sources]
-        jobs = [(s, subprocess.Popen([compiler, *flags, "-c", str(firmware / s), "-o", str(o)],
+        jobs = [(s, subprocess.Popen([gxx, *flags, "-c", str(firmware / s), "-o", str(o)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
                 for s, o in zip(sources, objects)]
         for source, job in jobs:
             _, err = job.communicate()
             if job.returncode != 0:
-                raise CsimBuildError(f"g++ failed compiling {source}:\n{err[-4000:]}")
-        link = subprocess.run([compiler, "-shared", *map(str, objects), "-o", str(out), "-ldl"],
+                raise CsimBuildError(tool_failure("g++", f"compiling {source}", job.returncode, err))
+        link = subprocess.run([gxx, "-shared", *map(str, objects), "-o", str(out), "-ldl"],
                               capture_output=True, text=True)
         if link.returncode != 0:
-            raise CsimBuildError(f"g++ failed linking {out.name}:\n{link.stderr[-4000:]}")
+            raise CsimBuildError(tool_failure("g++", f"linking {out.name}", link.returncode, link.stderr))
     shutil.copytree(firmware / "weights", out.parent / "weights", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.h"))
     seconds = time.perf_counter() - t0

@@ -11,9 +11,11 @@ import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from psqs.host.errors import PsqsError
 
 
-class ReportError(ValueError):
+
+class ReportError(PsqsError, ValueError):
     """A synthesis report is missing or unreadable; the message names the directory or file."""
 
 

@@ -11,12 +11,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from psqs.host.errors import RunFailed, tool_failure
+
 log = logging.getLogger(__name__)
 
 HLS_TOOLS = {"Vitis": "vitis_hls", "Vivado": "vivado_hls"}
 
 
-class VendorToolError(RuntimeError):
+class VendorToolError(RunFailed, RuntimeError):
     """The vendor tool is missing or failed; the message says which and where its log is."""
 
 
@@ -44,5 +46,6 @@ def run_tcl(tool: str, script: str, cwd: Path, log_name: str = "vendor.log") -> 
                 log.info("%s: %s", Path(tool).name, line.rstrip())
         code = proc.wait()
     if code != 0:
-        raise VendorToolError(f"{tool} -f {script} failed with exit code {code}; see {log_path}")
+        raise VendorToolError(tool_failure(Path(tool).name, f"running {script}", code, log_path.read_text()[-20000:],
+                                           log_path))
     return log_path

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import PsqsError
 from .fixed_point import FixedFormat, FormatError
 
 FIELD_BITS = (8, 16, 32, 64)
 
 
-class ContractError(ValueError):
+class ContractError(PsqsError, ValueError):
     """An I/O contract is invalid or does not match what a component expects."""
 
 

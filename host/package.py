@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import npz
 from .artifact import ArtifactError, read_manifest
 from .contract import IOContract
 
@@ -97,5 +98,4 @@ class OverlayPackage:
         return np.asarray(s["mean"], np.float64), np.asarray(s["scale"], np.float64)
 
     def test_vectors(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "test_vectors.npz", allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return npz.load(self.path / "test_vectors.npz", ArtifactError)

@@ -34,6 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+from .errors import PsqsError
+
 VENDOR = "psqs.org"
 LIBRARY = "psqs"
 NAME = "stream_probe"
@@ -60,7 +62,7 @@ ACCESS = {
 }
 
 
-class RegisterMapError(ValueError):
+class RegisterMapError(PsqsError, ValueError):
     """The register map (or a value checked against it) is inconsistent."""
 
 

@@ -31,11 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from psqs.host.errors import PsqsError
+
 EMULATION_DESIGN = "psqs_emulation"
 _PREAMBLE = b"\x00\x09\x0f\xf0\x0f\xf0\x0f\xf0\x0f\xf0\x00\x00\x01"
 
 
-class BitfileError(ValueError):
+class BitfileError(PsqsError, ValueError):
     """A file is not a .bit container (the message names the file and the offset)."""
 
 

@@ -46,6 +46,7 @@ from psqs.host import codec
 from psqs.host import package as host_package
 from psqs.host import stream_probe_regs as regs
 from psqs.host.artifact import ArtifactError, staged_directory, write_manifest
+from psqs.host.errors import HOW_TO_GET, PsqsError, ToolMissing
 from psqs.overlays.ip import stream_probe
 
 from . import bitfile, handoff, hwh, model_ip, tcl, tcl_replay, vendor
@@ -73,10 +74,10 @@ class BuildConfig:
 
     def __post_init__(self):
         if not isinstance(self.jobs, int) or self.jobs < 1:
-            raise BuildError(f"--jobs={self.jobs!r}: must be a positive integer")
+            raise PsqsError(f"--jobs={self.jobs!r}: must be a positive integer")
         if self.name is not None and not _NAME.match(self.name):
-            raise BuildError(f"--name={self.name!r}: must be a letter followed by up to 63 letters, "
-                             "digits or underscores (it names the .bit, and pynq's /lib/firmware/<name>.bin)")
+            raise PsqsError(f"--name={self.name!r}: must be a letter followed by up to 63 letters, "
+                            "digits or underscores (it names the .bit, and pynq's /lib/firmware/<name>.bin)")
 
     @property
     def tarball(self) -> Path:
@@ -133,9 +134,7 @@ def step_tools(state: State) -> None:
     if tools.hls_name and tools.hls is None:
         missing.append(tools.hls_name)
     if missing:
-        raise BuildError(f"{' and '.join(missing)} not found on PATH: a bitstream needs the vendor tools "
-                         "(run on a build server with Vivado/Vitis), or pass --emulation to build an "
-                         "emulation package with the same interface for the board emulator")
+        raise ToolMissing(" and ".join(missing), "to build a bitstream", HOW_TO_GET[vendor.VIVADO])
     log.info("tools: %s", tools.to_dict())
 
 
@@ -175,10 +174,6 @@ def step_script(state: State, directory: Path) -> Path:
     repos = state.ip_repos
     script = directory / "build.tcl"
     script.write_text(tcl.render(state.design, state.name, repos))
-    if tcl_replay.tclsh() is None:
-        state.report["checks"]["tcl"] = {"checked": False, "reason": "tclsh not found on PATH"}
-        log.warning("script: tclsh not found, %s was not dry-run", script)
-        return script
     recording = tcl_replay.replay(script, (str(state.config.jobs),))
     problems = tcl_replay.check(recording, state.design, state.name, repos)
     if problems:

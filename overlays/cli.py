@@ -1,37 +1,20 @@
 """``psqs build``: the command-line face of :mod:`psqs.overlays.build`.
 
 ``deploy/cli.py`` wires it in with ``add_parser(subparsers)``; the subcommand's function is
-:func:`run`, which turns the expected failures (bad input, missing tools, failed timing, a
-design that does not fit) into one line on stderr and exit status 2.
+:func:`run`. Its expected failures (bad input, missing tools, failed timing, a design that does
+not fit) are :class:`psqs.host.errors.PsqsError`, which ``psqs`` prints as one line.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from psqs.board_configs import BoardConfigError, board_names
-from psqs.hls.reports import ReportError as HlsReportError
-from psqs.host.artifact import ArtifactError
-from psqs.host.contract import ContractError
+from psqs.board_configs import board_names
+from psqs.host.cli_types import integer
 
-from .bitfile import BitfileError
 from .build import BuildConfig
 from .build import run as build_run
-from .design import DesignError
-from .handoff import HandoffError
-from .hwh import HwhError
-from .model_ip import ModelIpError
-from .ps import PsConfigError
-from .tcl_replay import TclReplayError
-from .vendor import BuildError
-from .vivado_reports import ReportError
-
-#: What ``psqs build`` reports as a one-line error instead of a traceback.
-USER_ERRORS = (ArtifactError, BoardConfigError, BitfileError, BuildError, ContractError, DesignError,
-               HandoffError, HlsReportError, HwhError, ModelIpError, PsConfigError, ReportError,
-               TclReplayError)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -44,8 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="package directory to write")
     p.add_argument("--emulation", action="store_true",
                    help="no vendor tools: emulation .bit/.hwh with the identical interface")
-    p.add_argument("--jobs", type=int, default=1, help="parallel Vivado jobs (default 1)")
-    p.add_argument("--force", action="store_true", help="replace --out (and the tarball) if it exists")
+    p.add_argument("--jobs", type=integer(1), default=1, help="parallel Vivado jobs (default 1)")
+    p.add_argument("--force", action="store_true", help="replace --out (and the tarball) if it is a psqs artifact or empty")
     p.add_argument("--tar", action="store_true", help="also write <out>.tar.gz")
     p.add_argument("--name", default=None,
                    help="package name: names the .bit/.hwh (default <project>_<board>)")
@@ -66,12 +49,8 @@ def summarize(manifest: dict, path: Path) -> str:
 
 
 def run(args) -> int:
-    try:
-        config = BuildConfig(Path(args.source), args.board, Path(args.out), emulation=args.emulation,
-                             jobs=args.jobs, force=args.force, tar=args.tar, name=args.name)
-        out = build_run(config)
-    except USER_ERRORS as exc:
-        print(f"psqs build: error: {exc}", file=sys.stderr)
-        return 2
+    config = BuildConfig(Path(args.source), args.board, Path(args.out), emulation=args.emulation,
+                         jobs=args.jobs, force=args.force, tar=args.tar, name=args.name)
+    out = build_run(config)
     print(summarize(json.loads((out / "manifest.json").read_text()), out))
     return 0

@@ -27,6 +27,7 @@ from functools import cached_property
 
 from psqs.board_configs import Board
 from psqs.host import stream_probe_regs as regs
+from psqs.host.errors import PsqsError
 from psqs.overlays.ip.stream_probe import ipxact
 
 from .interfaces import Interface, ScalarPin, axi_full, axi_lite, axis
@@ -54,7 +55,7 @@ SEGMENT_RANGE = 0x1_0000
 PROBE_FIFO_DEPTH = next(p.default for p in regs.HDL_PARAMETERS if p.name == "FIFO_DEPTH")
 
 
-class DesignError(ValueError):
+class DesignError(PsqsError, ValueError):
     """The board and the model IP cannot be put into one block design; names field and values."""
 
 

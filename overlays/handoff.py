@@ -14,11 +14,12 @@ import math
 from pathlib import Path
 
 from psqs.host import pynq_compat
+from psqs.host.errors import RunFailed
 
 from .design import BlockDesign
 
 
-class HandoffError(ValueError):
+class HandoffError(RunFailed, ValueError):
     """pynq's parser rejects a ``.hwh`` (the message carries its exception)."""
 
 

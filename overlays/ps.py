@@ -23,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psqs.board_configs import Board
+from psqs.host.errors import PsqsError
 
 from .interfaces import Interface, ScalarPin, axi_full
 
 
-class PsConfigError(ValueError):
+class PsConfigError(PsqsError, ValueError):
     """The board asks for a PS configuration the PS cannot provide (e.g. an unreachable clock)."""
 
 

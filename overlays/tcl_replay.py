@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psqs.board_configs.schema import FAMILIES
+from psqs.host.errors import RunFailed, find_tool, tool_failure
 
 from .design import BlockDesign
 from .tcl import Outputs
@@ -166,7 +167,7 @@ close $psqs_log
 
 
 
-class TclReplayError(RuntimeError):
+class TclReplayError(RunFailed, RuntimeError):
     """The script failed under the shim (a Tcl error, or a command the shim does not know)."""
 
 
@@ -208,15 +209,9 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def tclsh() -> str | None:
-    return shutil.which("tclsh")
-
-
 def replay(script: Path, args: tuple[str, ...] = ("2",)) -> Recording:
     """Run ``script`` under the shim (in a scratch directory) and parse what it recorded."""
-    tcl = tclsh()
-    if tcl is None:
-        raise TclReplayError("tclsh not found on PATH: the Vivado script cannot be dry-run")
+    tcl = find_tool("tclsh", "to dry-run the generated Vivado script")
     script = Path(script).resolve()
     with tempfile.TemporaryDirectory(prefix="psqs-tcl-") as tmp:
         shim, log_path = Path(tmp) / "shim.tcl", Path(tmp) / "calls.log"
@@ -228,7 +223,8 @@ def replay(script: Path, args: tuple[str, ...] = ("2",)) -> Recording:
                               env={**os.environ, "PSQS_SHIM_LOG": str(log_path)},
                               capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
-            raise TclReplayError(f"{script}: failed under the Vivado shim: {proc.stderr.strip()[-2000:]}")
+            raise TclReplayError(tool_failure("tclsh", f"replaying {script} under the Vivado shim", proc.returncode,
+                                              proc.stderr))
         lines = log_path.read_text().splitlines()
     rec = Recording(script)
     for line in lines:

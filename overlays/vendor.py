@@ -21,6 +21,7 @@ from psqs.board_configs import Board
 from psqs.hls import vendor as hls_vendor
 
 from psqs.board_configs.fit import overflows
+from psqs.host.errors import RunFailed, tool_failure
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _PROGRESS = re.compile(r"^(ERROR|CRITICAL WARNING|Starting \w|Finished \w|\[.*\]
                        r"Run output will be captured|INFO: \[Common 17-206\] Exiting|write_bitstream)")
 
 
-class BuildError(RuntimeError):
+class BuildError(RunFailed, RuntimeError):
     """A vendor step failed or its result is unusable; the message has the numbers and the log."""
 
 
@@ -74,7 +75,8 @@ def run(command: list[str], cwd: Path, log_path: Path, what: str) -> None:
                 log.info("%s: %s", what, line.rstrip())
         code = proc.wait()
     if code != 0:
-        raise BuildError(f"{what}: {' '.join(command)} failed with exit code {code}; see {log_path}")
+        raise BuildError(tool_failure(Path(command[0]).name, " ".join(command[1:]), code,
+                                      log_path.read_text()[-20000:], log_path))
 
 
 def exported_ip(project_dir: Path, top: str) -> Path:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from psqs.host.errors import PsqsError
+
 __all__ = ["ReportError", "parse_utilization", "parse_timing_summary"]
 
 
-class ReportError(ValueError):
+class ReportError(PsqsError, ValueError):
     """A file is not the Vivado report it was expected to be, or lacks a table or row."""
 
 

@@ -1,14 +1,17 @@
 """Training configuration: one object, validated once, stored verbatim in the model's manifest."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
+
+from psqs.host.errors import PsqsError
 
 PRUNING_METHODS = ("none", "imp-ft", "imp-lt", "gradual")
 FLOAT_BITS = 32
 QUANT_BITS = tuple(range(4, 17))
 
 
-class ConfigError(ValueError):
+class ConfigError(PsqsError, ValueError):
     """A configuration value is invalid; the message names the field."""
 
 
@@ -46,8 +49,8 @@ class TrainConfig:
             bad("input_coverage", "must be in (0.5, 1]")
         if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
             bad("widths", "must be positive integers, e.g. 64,32,32")
-        if self.l1 < 0:
-            bad("l1", "must be >= 0")
+        if not (math.isfinite(self.l1) and self.l1 >= 0):
+            bad("l1", "must be a finite number >= 0")
         if self.pruning not in PRUNING_METHODS:
             bad("pruning", f"must be one of {PRUNING_METHODS}")
         if not 0.0 <= self.sparsity < 1.0:
@@ -61,8 +64,10 @@ class TrainConfig:
                 bad(name, "must be >= 1")
         if self.max_train is not None and self.max_train < 5:
             bad("max_train", "must be >= 5")
-        if not self.learning_rate > 0:
-            bad("learning_rate", "must be > 0")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            bad("learning_rate", "must be a finite number > 0")
+        if not 0 <= self.seed < 2**32:
+            bad("seed", "must be in 0..2**32-1 (numpy and scikit-learn seeds)")
 
     @property
     def quantized(self) -> bool:

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from psqs.host import npz
+from psqs.host.errors import PsqsError
+
 log = logging.getLogger(__name__)
 
 #: OpenML 42468 (``hls4ml_lhc_jets_hlf``) column order: the order the hardware receives features in.
@@ -37,7 +40,7 @@ OPENML_ID = 42468
 CLASS_COLUMN = "class"
 
 
-class DataError(ValueError):
+class DataError(PsqsError, ValueError):
     """A data source is unusable; the message names the source and the problem."""
 
 
@@ -105,17 +108,9 @@ def _validate(X: np.ndarray, y: np.ndarray, class_names, source: str) -> JetData
 
 
 def _from_npz(path: Path) -> JetData:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("X", "y", "feature_names", "class_names") if k not in npz.files]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {missing}; an .npz needs X, y, feature_names, class_names")
-            X, y = npz["X"], npz["y"]
-            feature_names, class_names = npz["feature_names"].tolist(), npz["class_names"].tolist()
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    arrays = npz.load(path, DataError, required=("X", "y", "feature_names", "class_names"))
+    X, y = arrays["X"], arrays["y"]
+    feature_names, class_names = arrays["feature_names"].tolist(), arrays["class_names"].tolist()
     if X.ndim != 2 or X.shape[1] != len(feature_names):
         raise DataError(f"{path}: X has shape {X.shape} but there are {len(feature_names)} feature_names")
     if not np.issubdtype(X.dtype, np.number):

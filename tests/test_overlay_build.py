@@ -28,7 +28,6 @@ from psqs.host.package import OverlayPackage
 from psqs.overlays import (
     bitfile,
     build,
-    cli,
     design,
     handoff,
     hwh,
@@ -306,23 +305,19 @@ def test_refuses_wrong_clock_part_and_bus_width(hls_dirs, tmp_path):
 
 
 def test_cli_needs_vendor_tools_or_emulation(hls_dirs, tmp_path, capsys, monkeypatch):
-    import argparse
+    from psqs.deploy.cli import main
 
     monkeypatch.setenv("PATH", os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
                                                if not (Path(d) / "vivado").exists()))
-    parser = argparse.ArgumentParser(prog="psqs")
-    cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["build", str(hls_dirs["pynq-z2"]), "--board", "pynq-z2", "--out", str(tmp_path / "p")])
-    assert args.func(args) == 2
+    argv = ["-q", "build", str(hls_dirs["pynq-z2"]), "--board", "pynq-z2", "--out", str(tmp_path / "p")]
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("psqs build: error: vivado and vitis_hls not found on PATH") and "pass --emulation" in err
-    args = parser.parse_args(["build", str(hls_dirs["pynq-z2"]), "--board", "pynq-z2", "--out", str(tmp_path / "p"),
-                              "--emulation", "--name", "demo_z2"])
-    assert args.func(args) == 0
+    assert err.startswith("psqs: error: vivado and vitis_hls: not found on PATH") and "pass --emulation" in err
+    assert main([*argv, "--emulation", "--name", "demo_z2"]) == 0
     printed = capsys.readouterr().out
     assert "emulation package for pynq-z2" in printed and "axi_dma_0 @ 0x40400000" in printed
     assert (tmp_path / "p" / "demo_z2.bit").is_file()
-    assert args.func(args) == 2                                     # exists, no --force
+    assert main([*argv, "--emulation", "--name", "demo_z2"]) == 2    # exists, no --force
     assert "already exists (pass --force" in capsys.readouterr().err
 
 

@@ -1,22 +1,28 @@
 """``python -m psqs.deploy.emulator``: the same as ``psqs emulate``."""
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
-from .cli import __doc__ as usage
-from .cli import add_arguments, run
+from psqs.host import cli_common
+
+cli_common.quiet_native_logs()   # before gRPC is imported (by .cli)
+
+from psqs.host import interrupts  # noqa: E402
+
+from .cli import __doc__ as usage  # noqa: E402
+from .cli import add_arguments, run  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m psqs.deploy.emulator", description=usage.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    interrupts.install()   # SIGINT/SIGTERM end the emulator within 2 s, even when stuck in C
+    parser = cli_common.ArgumentParser(prog="python -m psqs.deploy.emulator", description=usage.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    return run(args)
+    cli_common.add_common_options(parser)
+    args = cli_common.parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    cli_common.configure_logging(args)
+    return cli_common.run(run, args)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 from pathlib import Path
 
-from psqs.board_configs import DEFAULT_BOARD, BoardConfigError
-from psqs.host.artifact import ArtifactError
+from psqs.board_configs import DEFAULT_BOARD
+from psqs.host.cli_types import integer, port
 
 from .board import EmulatorConfig
-from .errors import PackageError
 from .faults import KINDS, Fault, FaultSpecError
-from .server import EmulatorServer, EmulatorStartError
+from .server import EmulatorServer
 
 
 def _fault(text: str) -> Fault:
@@ -26,6 +24,13 @@ def _fault(text: str) -> Fault:
         return Fault.parse(text)
     except FaultSpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sandbox(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a directory")
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,14 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(rescanned when an unknown bitstream is downloaded)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; use 127.0.0.x for several boards)")
-    parser.add_argument("--port", type=int, default=7967, help="port (pynq's client only uses 7967)")
+    parser.add_argument("--port", type=port, default=7967, help="port, 1..65535 (pynq's client only uses 7967)")
     parser.add_argument("--fault", type=_fault, action="append", default=[], metavar="KIND[=MS][@N]",
                         help=f"inject a fault into the N-th DMA transfer (default the first); KIND is one of "
                              f"{', '.join(KINDS)} (stall=MS); repeatable")
-    parser.add_argument("--sandbox", type=Path, default=None,
+    parser.add_argument("--sandbox", type=_sandbox, default=None,
                         help="directory holding the board's files (/lib/firmware persists there); "
                              "default: a temporary directory")
-    parser.add_argument("--stream-capacity", type=int, default=EmulatorConfig.stream_capacity, metavar="N",
+    parser.add_argument("--stream-capacity", type=integer(1), default=EmulatorConfig.stream_capacity, metavar="N",
                         help="samples the stream path buffers before back-pressuring the DMA (default %(default)s)")
 
 
@@ -61,12 +66,9 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted (SIGINT/SIGTERM). Returns the exit status."""
-    try:
-        server = EmulatorServer(config_from(args)).start()
-    except (ArtifactError, BoardConfigError, EmulatorStartError, PackageError, ValueError) as exc:
-        print(f"psqs emulate: error: {exc}", file=sys.stderr)
-        return 2
+    """Serve until interrupted (SIGINT/SIGTERM). Returns the exit status; a board, package or
+    address it cannot serve is a :class:`psqs.host.errors.PsqsError`."""
+    server = EmulatorServer(config_from(args)).start()
     board = server.board
     names = ", ".join(p.name for p in board.catalog.packages) or "no packages"
     print(f"psqs emulate: {board.board.name} on {server.address} serving {names}; "

@@ -2,11 +2,15 @@
 
 pynq's client ignores the ``status``/``msg`` fields of several responses, so the only reliable
 way to tell it a request failed is to abort the RPC with a status code; the services catch these
-exceptions and do exactly that, then go on serving.
+exceptions and do exactly that, then go on serving. :class:`EmulatorError` and :class:`BusError`
+therefore never reach a command line (they become a status code or DMA status bits) and are not
+:class:`~psqs.host.errors.PsqsError`; :class:`PackageError`, raised while the emulator starts, is.
 """
 from __future__ import annotations
 
 import grpc
+
+from psqs.host.errors import PsqsError
 
 
 class EmulatorError(Exception):
@@ -55,5 +59,5 @@ class BusError(Exception):
         self.kind = kind  # "decode" (DECERR) or "slave" (SLVERR)
 
 
-class PackageError(Exception):
+class PackageError(PsqsError):
     """An overlay package the emulator cannot serve (inconsistent, or not built for emulation)."""

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psqs.host.errors import PsqsError
+
 KINDS = ("hang", "decode-error", "slave-error", "no-tlast", "stall")
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(PsqsError, ValueError):
     """A fault specification that cannot be parsed."""
 
 

@@ -1,8 +1,8 @@
 """``psqs rtl``: the command-line face of :mod:`psqs.hls.rtl.stage`.
 
 ``add_parser(subparsers)`` registers the subcommand on the ``psqs`` parser (its ``func`` default
-is :func:`run`); errors the user can fix are :class:`psqs.hls.convert.ConversionError` or
-:class:`psqs.host.artifact.ArtifactError` subclasses, which ``psqs`` prints as one line.
+is :func:`run`); its expected failures are :class:`psqs.host.errors.PsqsError` subclasses,
+which ``psqs`` prints as one line.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from psqs.host.cli_types import integer, real
 from psqs.host.contract import IOContract
 
 from .trace import SOLVERS
@@ -25,9 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("source", metavar="HLS_OR_MODEL_DIR",
                    help="an HLS directory (psqs convert; its I/O contract is reused) or a model directory")
     p.add_argument("--out", required=True, help="RTL directory to write")
-    p.add_argument("--stage-depth", type=int, default=5,
+    p.add_argument("--stage-depth", type=integer(1), default=5,
                    help="adder levels per pipeline stage: fewer = more stages, more latency and FFs (default 5)")
-    p.add_argument("--clock-period", type=float, default=None,
+    p.add_argument("--clock-period", type=real(0, low_open=True), default=None,
                    help="target clock period in ns (default: the HLS directory's, else the board's fabric clock)")
     p.add_argument("--board", default=None,
                    help="board for the bus width (model directories) and the resource fit "
@@ -37,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "minutes) or a plain adder tree per output")
     p.add_argument("--synth", action=argparse.BooleanOptionalAction, default=True,
                    help="yosys resource estimate (minutes on the full network; cached)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a psqs artifact or empty")
     p.set_defaults(func=run)
     return p
 

