@@ -21,6 +21,7 @@ def run(out: Path, force: bool = False, quiet: bool = False) -> int:
 
     from psqs.deploy.cli import summarize_hls, summarize_model
     from psqs.hls import stage as hls_stage
+    from psqs.host.artifact import check_output
     from psqs.overlays.build import build as build_overlay
     from psqs.overlays.cli import summarize as summarize_overlay
     from psqs.qap import stage as qap_stage
@@ -28,6 +29,8 @@ def run(out: Path, force: bool = False, quiet: bool = False) -> int:
     from psqs.qap.progress import epoch_bar_factory
 
     out.mkdir(parents=True, exist_ok=True)
+    for stage_dir in ("model", "hls", "overlay"):     # before minutes of training, not after
+        check_output(out / stage_dir, force)
     model_dir = qap_stage.run(TrainConfig(**DEMO_TRAINING), out / "model", force=force,
                               progress_factory=epoch_bar_factory(not quiet))
     print("\n== stage 1: QAP training ==")

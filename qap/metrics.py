@@ -1,4 +1,4 @@
-"""Model quality and cost figures of Ps and Qs, computed with numpy/scikit-learn from outputs.
+"""Model quality and cost figures of Ps and Qs, computed with numpy from outputs.
 
 Everything here takes arrays (logits, labels, activations, layer shapes), never a model, so each
 figure can be checked against values computed by hand.
@@ -9,7 +9,9 @@ import math
 
 import numpy as np
 
-from psqs.host.classification import softmax   # the board's scores, so both sides score alike
+# the board's scores and ROC curves (numpy only), so training and the board compute them alike
+from psqs.host.classification import auc as area_under
+from psqs.host.classification import roc_curve, softmax
 
 
 def classification(logits: np.ndarray, y: np.ndarray, class_names) -> dict:
@@ -19,8 +21,6 @@ def classification(logits: np.ndarray, y: np.ndarray, class_names) -> dict:
     that keeps half of the true-c jets (score = softmax probability of c), read off the ROC curve
     by linear interpolation; ``None`` when no background passes (rejection unbounded).
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     probs = softmax(logits)
     accuracy = float((np.argmax(logits, axis=1) == y).mean())
     auc, rejection = {}, {}
@@ -29,8 +29,8 @@ def classification(logits: np.ndarray, y: np.ndarray, class_names) -> dict:
         if signal.all() or not signal.any():
             auc[name] = rejection[name] = None
             continue
-        auc[name] = float(roc_auc_score(signal, probs[:, c]))
-        fpr, tpr, _ = roc_curve(signal, probs[:, c])
+        fpr, tpr = roc_curve(signal, probs[:, c])
+        auc[name] = area_under(fpr, tpr)
         fpr_at_half = float(np.interp(0.5, tpr, fpr))
         rejection[name] = 1.0 / fpr_at_half if fpr_at_half > 0 else None
     valid = [v for v in auc.values() if v is not None]

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         server.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:      # Ctrl-C: stop serving, then report it as every command does (130)
         server.stop()
+        raise
     return 0
