@@ -373,11 +373,10 @@ def test_length_written_while_halted_has_no_effect(fake_library, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- probe
 
-def test_probe_registers_follow_the_register_map(fake_library, tmp_path):
+def test_probe_hi_latch_and_aliasing(fake_library, tmp_path):
+    """What the co-simulation against the Verilog (test_probe_cosim) cannot reach: CYCLES past
+    2^32 and addresses above the probe's 7-bit window, through the board's address map."""
     rig = Rig(fake_library, tmp_path)
-    assert rig.probe_reg("ID") == regs.ID_MAGIC and rig.probe_reg("VERSION") == 0x0100
-    assert rig.probe_reg("CONFIG") == regs.encode_config(4, 32, 32)
-    assert rig.probe_reg("MIN_LATENCY") == (1 << 48) - 1 and rig.read(PROBE + 0x3C) == 0   # unmapped word
     assert rig.read(PROBE + 0x1000) == regs.ID_MAGIC                 # higher address bits alias
     cycles = regs.register("CYCLES")
     rig.cycles.advance_to(5 * (1 << 32) + 1000)                      # CYCLES past 2^32 (fabric time by hand)
@@ -387,26 +386,6 @@ def test_probe_registers_follow_the_register_map(fake_library, tmp_path):
     assert lo == 1000
     rig.read(PROBE + cycles.offset)
     assert rig.read(PROBE + cycles.offset + 4) == 7
-
-
-def test_probe_enable_and_clear(fake_library, tmp_path):
-    rig = Rig(fake_library, tmp_path)
-    ctrl = regs.register("CTRL").offset
-    x = samples(2)
-    src, dst = rig.buffer(x.tobytes()), rig.buffer(40)
-    rig.probe.write32(ctrl, 0)                                       # disabled: nothing counted
-    rig.start(D.S2MM, dst)
-    rig.start(D.MM2S, src)
-    rig.wait(1000)
-    assert rig.status(D.S2MM) & D.IDLE
-    assert rig.probe_reg("IN_BEATS") == rig.probe_reg("TRANSFERS") == 0 and rig.probe_reg("CYCLES") > 0
-    rig.probe.write32(ctrl, 0x3)                                     # enable and clear
-    assert rig.probe_reg("CYCLES") < 10 and rig.probe_reg("CTRL") == 0x2
-    status = regs.register("STATUS")
-    assert rig.probe_reg("STATUS") == 0
-    rig.start(D.MM2S, src)                                           # an output with no receive side...
-    rig.wait(1000)
-    assert status.field("PENDING").extract(rig.probe_reg("STATUS")) == 1
 
 
 # ---------------------------------------------------------------------------------------------- PS, DDR, files
