@@ -118,12 +118,6 @@ class Worker:
         except Exception:   # a bug or a broken model library: the transfer never completes, the board goes on
             log.exception("fabric worker: a DMA transfer failed inside the emulator")
 
-    def close(self) -> None:
-        """The overlay is gone (PL cleared or reprogrammed): void whatever the worker still has."""
-        with self.lock:
-            self.generation += 1
-            self.stream.reset()
-
     def settle(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until every job submitted so far has run; True if they have."""
         with self._lock:
