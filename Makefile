@@ -11,7 +11,7 @@ export PSQS_DATA
 
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean board-envs
 
 setup: $(STAMP)
 
@@ -20,11 +20,17 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -e ".[server,rtl,dev]"
+	$(PY) -m pip install --quiet -e ".[build]"
 	$(PY) -m pip install --quiet -e ".[board]"
 	touch $@
 
-test: setup
+# Image-like environments (pyenv Python + each PYNQ image's numpy and pynq) for the board-install
+# tests; built once and cached, an environment is rebuilt only when missing or its pins change.
+BOARD_ENVS ?= .venv-boards
+board-envs:
+	bash .ci/board_envs.sh $(BOARD_ENVS)
+
+test: setup board-envs
 	$(PY) -m pytest -q
 
 demo: setup

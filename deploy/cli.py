@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_convert_options(p)
     p.set_defaults(func=cmd_convert)
 
+    from psqs.deploy.deploy_cli import add_parser as add_deploy_parser
     from psqs.deploy.emulator.cli import add_parser as add_emulate_parser
     from psqs.hls.rtl.cli import add_parser as add_rtl_parser
     from psqs.host.cli import add_bench_options, cmd_bench
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rtl_parser(sub)
     add_build_parser(sub)
     add_emulate_parser(sub)
+    add_deploy_parser(sub)
 
     p = sub.add_parser("bench", help="latency, throughput and accuracy of an overlay package on a board "
                                      "(PYNQ_REMOTE_DEVICES for a remote or emulated one)")

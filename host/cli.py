@@ -53,9 +53,10 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "python3 -m psqs.host") -> int:
+    """The board entry point; needs only the board install (numpy, pynq), on Python 3.8+."""
     interrupts.install()   # SIGINT/SIGTERM end the command within 2 s, even when stuck in C
-    parser = cli_common.ArgumentParser(prog="python3 -m psqs.host")
+    parser = cli_common.ArgumentParser(prog=prog)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("bench", help="latency, throughput and accuracy of an overlay package")
     add_bench_options(p)

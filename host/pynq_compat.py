@@ -1,11 +1,17 @@
-"""Three pynq 4.0 traps that affect every psqs user, handled in one place.
+"""Three pynq traps that affect every psqs user, handled in one place, keyed by what is installed.
+
+psqs runs on every PYNQ image's own pynq (2.7.0 without pynqmetadata, 3.0.1 and 3.1.x with
+pynqmetadata 0.1.x, pip's 4.0.0 with 0.2.0), so each patch first checks that the installed version
+has the defect, logs once at INFO what it patched (naming the versions), and is a no-op elsewhere;
+nothing here raises on a version that lacks the patched module (:func:`installed`).
 
 1. pynqmetadata 0.2.0 reads the PL clock frequency of a Zynq-7000 design from a ZynqMP parameter
    name (``ZynqProcSysCore`` does not override ``clk_freq_param_name``), so ``clock_dict`` says
    ``None`` and ``Overlay()`` dies in ``Clocks.set_pl_clk(0, clk_mhz=None)`` whenever it has to
    program the clocks itself — in remote mode on a PYNQ-Z1/Z2, say — although the HWH records
    ``PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ``. :func:`apply` gives the class the Zynq-7000 name, and
-   only when the bug is present: a fixed pynqmetadata is left alone.
+   only when the bug is present: pynqmetadata 0.1.x (which computes clocks from the divisors and
+   has no ``clk_freq_param_name``), no pynqmetadata at all (pynq 2.x) or a fixed one is left alone.
 2. pynq keeps its "current overlay" state in its own install directory (a global-state JSON and
    a pickled metadata cache) and reuses the cache whenever the ``.bit`` hash matches, whichever
    device it came from. :func:`clear_state` removes both, so a download always parses the HWH it
@@ -18,6 +24,7 @@
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -28,17 +35,33 @@ ZYNQ7_CLK_FREQ_PARAM = "PCW_ACT_FPGA{clk_id}_PERIPHERAL_FREQMHZ"
 _rpc_timeout: float | None = None
 
 
-def zynq7_clock_bug_present() -> bool:
-    from pynqmetadata.models.proc_sys_core import ProcSysCore
-    from pynqmetadata.models.zynq_proc_sys_core import ZynqProcSysCore
+def installed(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (``pynq``, ``pynqmetadata``), or None."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
-    return ZynqProcSysCore.clk_freq_param_name is ProcSysCore.clk_freq_param_name
+
+def zynq7_clock_bug_present() -> bool:
+    """Whether the installed pynqmetadata reads the Zynq-7000 PL clock from ZynqMP's parameter.
+
+    Only a pynqmetadata whose ``ProcSysCore`` looks clocks up by parameter name (0.2.0) can have
+    the bug; 0.1.x has no such lookup and pynq 2.x has no pynqmetadata.
+    """
+    try:
+        from pynqmetadata.models.proc_sys_core import ProcSysCore
+        from pynqmetadata.models.zynq_proc_sys_core import ZynqProcSysCore
+    except ImportError:
+        return False
+    lookup = getattr(ProcSysCore, "clk_freq_param_name", None)
+    return lookup is not None and getattr(ZynqProcSysCore, "clk_freq_param_name", None) is lookup
 
 
 def apply() -> bool:
     """Patch pynqmetadata's Zynq-7000 clock parameter name if (and only if) it is wrong.
 
-    Returns True when the patch was applied by this call.
+    Returns True when the patch was applied by this call (so it is logged once per process).
     """
     if not zynq7_clock_bug_present():
         return False
@@ -48,7 +71,9 @@ def apply() -> bool:
         return ZYNQ7_CLK_FREQ_PARAM.format(clk_id=clk_id)
 
     ZynqProcSysCore.clk_freq_param_name = clk_freq_param_name
-    log.debug("patched pynqmetadata ZynqProcSysCore.clk_freq_param_name (Zynq-7000 FCLK bug)")
+    log.info("pynq %s / pynqmetadata %s: patched ZynqProcSysCore.clk_freq_param_name to %s "
+             "(Zynq-7000 PL clock read from the ZynqMP parameter)",
+             installed("pynq"), installed("pynqmetadata"), ZYNQ7_CLK_FREQ_PARAM)
     return True
 
 
@@ -86,11 +111,14 @@ def bound_remote_calls(timeout: float) -> None:
     _rpc_timeout = float(timeout)
     if not os.environ.get("PYNQ_REMOTE_DEVICES"):
         return
-    from pynq.pl_server import device, remote_device
-
+    try:
+        from pynq.pl_server import device, remote_device
+    except ImportError:             # pynq < 3.1: no PYNQ.remote client, no calls to bound
+        return
     if remote_device.GrpcChannel.__init__ is not _bounded_channel_init:
         remote_device.GrpcChannel.__init__ = _bounded_channel_init
-        log.debug("PYNQ.remote calls bounded to %g s", _rpc_timeout)
+        log.info("pynq %s: PYNQ.remote calls bounded to %g s (pynq sets no deadline)",
+                 installed("pynq"), _rpc_timeout)
     for board in vars(device.Device).get("_devices", []):     # connected before this call
         if isinstance(board, remote_device.RemoteDevice) and not getattr(board.client, "bounded", False):
             board.client.channel = _intercepted(board.client.channel, f"{board.ip_addr}:{board.port}")

@@ -12,7 +12,8 @@ Modules, bottom up: :mod:`.clock` (emulated time), :mod:`.memory` (DDR buffers),
 (stream probe registers), :mod:`.stream` (the model IP), :mod:`.dma` (AXI DMA registers),
 :mod:`.faults`, :mod:`.packages` (served overlays), :mod:`.board`, :mod:`.services` (gRPC),
 :mod:`.server`, :mod:`.cli` (``psqs emulate``) and :mod:`.client_env` (pynq clients with private
-state).
+state). :mod:`.local_device` puts the same board behind pynq's *on-board* device API (pynq's own
+device discovery, in-process), for the code path a script on a PYNQ image takes.
 """
 from .board import EmulatedBoard, EmulatorConfig
 from .faults import Fault

@@ -1,0 +1,99 @@
+"""What a board is and whether psqs can run there, asked over SSH before anything is copied.
+
+One short script runs under the board's Python (a PYNQ image's ``/usr/local/share/pynq-venv``
+by default) and prints one JSON line: the board name (``/proc/device-tree/chosen/pynq_board``,
+else ``$BOARD``, as pynq itself names boards), the Python, numpy and pynq versions, the free space
+of the home directory and whether the user is root or has passwordless sudo (pynq's on-board path
+maps ``/dev/mem``). The images psqs supports are the PYNQ ones of issue 14: Python >= 3.8,
+numpy >= 1.20, pynq 2.7, 3.0, 3.1 or 4.0.
+
+Test hook: ``PSQS_BOARD_ROOT`` in the *board's* environment prefixes the device-tree path, so a
+sandbox can name its board without a real ``/proc``; it is unset on a PYNQ image.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from .ssh import DeployFailed, Target, quote, run
+
+PYNQ_PYTHON = "/usr/local/share/pynq-venv/bin/python"
+MIN_PYTHON = (3, 8)
+MIN_NUMPY = (1, 20)
+PYNQ_RELEASES = ("2.7", "3.0", "3.1", "4.0")
+
+PROBE_SCRIPT = r"""
+import json, os, shutil, subprocess, sys
+def version(name):
+    try:
+        return __import__(name).__version__
+    except Exception as exc:
+        return None
+root = os.environ.get("PSQS_BOARD_ROOT", "")
+try:
+    with open(root + "/proc/device-tree/chosen/pynq_board", "rb") as f:
+        board = f.read().rstrip(b"\0\n").decode()
+except OSError:
+    board = os.environ.get("BOARD")
+if os.geteuid() == 0:
+    privilege = "root"
+else:
+    try:
+        sudo = subprocess.run(["sudo", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+    except Exception:
+        sudo = False
+    privilege = "sudo" if sudo else "none"
+print("PSQS-PROBE " + json.dumps({
+    "board": board, "python": ".".join(map(str, sys.version_info[:3])),
+    "numpy": version("numpy"), "pynq": version("pynq"),
+    "free_bytes": shutil.disk_usage(os.path.expanduser("~")).free, "privilege": privilege}))
+"""
+
+
+def _numbers(text: str) -> tuple[int, ...]:
+    out = []
+    for part in text.split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardInfo:
+    board: str | None
+    python: str
+    numpy: str | None
+    pynq: str | None
+    free_bytes: int
+    privilege: str
+
+    def describe(self) -> str:
+        return (f"board {self.board}, Python {self.python}, numpy {self.numpy}, pynq {self.pynq}, "
+                f"{self.free_bytes / 2**20:.0f} MiB free, {self.privilege}")
+
+    def unsupported(self) -> list[str]:
+        """What makes this image one psqs does not support (empty: supported)."""
+        problems = []
+        if _numbers(self.python)[:2] < MIN_PYTHON:
+            problems.append(f"Python {self.python} < {'.'.join(map(str, MIN_PYTHON))}")
+        if self.numpy is None:
+            problems.append("numpy is not installed")
+        elif _numbers(self.numpy)[:2] < MIN_NUMPY:
+            problems.append(f"numpy {self.numpy} < {'.'.join(map(str, MIN_NUMPY))}")
+        if self.pynq is None:
+            problems.append("pynq is not installed")
+        elif ".".join(map(str, _numbers(self.pynq)[:2])) not in PYNQ_RELEASES:
+            problems.append(f"pynq {self.pynq} is none of {', '.join(PYNQ_RELEASES)}")
+        return problems
+
+
+async def probe(conn, target: Target, python: str, timeout: float) -> BoardInfo:
+    status, output = await run(conn, target, "probe", f"{quote(python)} -c {quote(PROBE_SCRIPT)}", timeout)
+    line = next((l for l in output.splitlines() if l.startswith("PSQS-PROBE ")), None)
+    if status != 0 or line is None:
+        last = output.strip().splitlines()[-1] if output.strip() else f"exit {status}"
+        raise DeployFailed(f"probe on {target}: {python} did not run ({last}); pass --python PATH "
+                           "to the board's Python with pynq")
+    return BoardInfo(**json.loads(line[len("PSQS-PROBE "):]))
