@@ -17,11 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_emulator_support import build_fake_library, fake_model_outputs
-from test_overlay import rtl_dir
+from test_emulator_support import tiny_rtl_source
 
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.fixed_point import FixedFormat
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS_DIR = Path(os.environ.get("PSQS_BOARD_ENVS", REPO / ".venv-boards"))
@@ -88,16 +85,7 @@ def package(tmp_path_factory):
     from psqs.overlays.build import build
 
     root = tmp_path_factory.mktemp("board-install")
-    library = build_fake_library(root / "lib")
-    (root / "lib" / "weights").mkdir()
-    contract = IOContract(StreamLayout.packed(16, FixedFormat(16, 6), 32),
-                          StreamLayout.packed(5, FixedFormat(32, 32), 32), top="jet_rtl")
-    rng = np.random.default_rng(1)
-    codes = rng.integers(-30000, 30000, size=(300, 16))
-    logits = fake_model_outputs(codes.astype(np.int16)).astype(np.float64)
-    np.savez(root / "vectors.npz", X=codes / 1024.0, y=rng.integers(0, 5, len(codes)), logits=logits,
-             csim_logits=logits, index=np.arange(len(codes)))
-    return build(rtl_dir(root / "rtl", contract, library, root / "vectors.npz"), "pynq-z2", root / "pkg",
+    return build(tiny_rtl_source(root, 300, seed=1, span=30000, cycles=False), "pynq-z2", root / "pkg",
                  emulation=True)
 
 

@@ -118,6 +118,27 @@ def build_fake_library(directory: Path, cycles: bool = False) -> Path:
     return library
 
 
+def tiny_rtl_source(root: Path, n: int, seed: int = 0, span: int = 2000, cycles: bool = True) -> Path:
+    """An RTL stage directory whose simulation library is the stand-in model, with ``n`` test
+    vectors (input codes in [-span, span)): ``psqs build --emulation`` makes a real package of it,
+    with the stream probe, in about a second (the tests of signals, the local device, deploy and
+    the board install share it)."""
+    from psqs.host.contract import IOContract, StreamLayout
+    from psqs.host.fixed_point import FixedFormat
+    from test_overlay import rtl_dir
+
+    library = build_fake_library(root / "lib", cycles=cycles)
+    (root / "lib" / "weights").mkdir()
+    contract = IOContract(StreamLayout.packed(16, FixedFormat(16, 6), 32),
+                          StreamLayout.packed(5, FixedFormat(32, 32), 32), top="jet_rtl")
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-span, span, size=(n, 16))
+    logits = fake_model_outputs(codes.astype(np.int16)).astype(np.float64)
+    np.savez(root / "vectors.npz", X=codes / 1024.0, y=rng.integers(0, 5, n), logits=logits, csim_logits=logits,
+             index=np.arange(n))
+    return rtl_dir(root / "rtl", contract, library, root / "vectors.npz")
+
+
 def bit_file(design: str, part: str, payload: bytes) -> bytes:
     """A .bit container pynq's parse_bit_header accepts, carrying ``payload`` (padded to words)."""
     payload += b"\0" * (-len(payload) % 4)

@@ -16,12 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_emulator_support import build_fake_library, fake_model_outputs
-from test_overlay import rtl_dir
+from test_emulator_support import fake_model_outputs, tiny_rtl_source
 
 from psqs.deploy.emulator.local_device import environment
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.fixed_point import FixedFormat
 
 N = 10000
 RUNNER = [sys.executable, "-m", "psqs.deploy.emulator.local_device"]
@@ -41,17 +38,7 @@ def package(tmp_path_factory):
     from psqs.overlays.build import build
 
     root = tmp_path_factory.mktemp("local_device")
-    library = build_fake_library(root / "lib", cycles=True)
-    (root / "lib" / "weights").mkdir()
-    contract = IOContract(StreamLayout.packed(16, FixedFormat(16, 6), 32),
-                          StreamLayout.packed(5, FixedFormat(32, 32), 32), top="jet_rtl")
-    rng = np.random.default_rng(0)
-    codes = rng.integers(-2000, 2000, size=(N, 16))
-    logits = fake_model_outputs(codes.astype(np.int16)).astype(np.float64)
-    np.savez(root / "vectors.npz", X=codes / 1024.0, y=rng.integers(0, 5, N), logits=logits, csim_logits=logits,
-             index=np.arange(N))
-    return build(rtl_dir(root / "rtl", contract, library, root / "vectors.npz"), "pynq-z2", root / "pkg",
-                 emulation=True)
+    return build(tiny_rtl_source(root, N), "pynq-z2", root / "pkg", emulation=True)
 
 
 def run(args: list, package: Path, workdir: Path, faults=(), board: str | None = "pynq-z2", timeout=300):

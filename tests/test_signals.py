@@ -17,14 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from test_emulator_support import build_fake_library, fake_model_outputs
-from test_overlay import rtl_dir
+from test_emulator_support import tiny_rtl_source
 
 from psqs.deploy.emulator.client_env import client_env
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.fixed_point import FixedFormat
 from psqs.host.interrupts import descendants
 
 pytestmark = pytest.mark.slow
@@ -106,17 +102,7 @@ def assert_one_line_no_traceback(proc: Process, line: str) -> None:
 def source(tmp_path_factory):
     """An RTL directory whose simulation library is a small C model (the stand-in of the emulator
     tests): psqs build makes a real emulation package of it, with the stream probe, in a second."""
-    root = tmp_path_factory.mktemp("frozen")
-    library = build_fake_library(root / "lib", cycles=True)
-    (root / "lib" / "weights").mkdir()
-    contract = IOContract(StreamLayout.packed(16, FixedFormat(16, 6), 32),
-                          StreamLayout.packed(5, FixedFormat(32, 32), 32), top="jet_rtl")
-    rng = np.random.default_rng(0)
-    codes = rng.integers(-2000, 2000, size=(500, 16))
-    logits = fake_model_outputs(codes.astype(np.int16)).astype(np.float64)
-    np.savez(root / "vectors.npz", X=codes / 1024.0, y=rng.integers(0, 5, len(codes)), logits=logits,
-             csim_logits=logits, index=np.arange(len(codes)))
-    return rtl_dir(root / "rtl", contract, library, root / "vectors.npz")
+    return tiny_rtl_source(tmp_path_factory.mktemp("frozen"), 500)
 
 
 @pytest.fixture(scope="module")
