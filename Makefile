@@ -11,7 +11,7 @@ export PSQS_DATA
 
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test demo bench clean board-envs
+.PHONY: setup test demo demo-remote bench clean board-envs
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ test: setup board-envs
 
 demo: setup
 	$(VENV)/bin/psqs demo --out $(DEMO_DIR) --force
+
+# The same demo for a ZynqMP board whose PYNQ image serves PYNQ.remote: the bench runs on this PC.
+DEMO_REMOTE_DIR ?= runs/demo-remote
+demo-remote: setup
+	$(VENV)/bin/psqs demo --board zcu104 --out $(DEMO_REMOTE_DIR) --force
 
 bench: setup
 	$(PY) bench/qap_training.py

@@ -17,8 +17,10 @@ ENVS=(
   # names pynqmetadata by git URL), so 3.1.2 stands in for the v3.1 image.
   # pynqmetadata 0.1.2 imports IPython and pydantic 1 without declaring them (the image's Jupyter
   # and its 2022 pydantic provide them); 0.1.9 declares both.
-  "py310-pynq301|3.10.13|numpy==1.21.5 pynq==3.0.1 pynqmetadata==0.1.2 pydantic==1.9.1 ipython==8.6.0"
-  "py310-pynq31|3.10.13|numpy==1.21.5 pynq==3.1.2 pynqmetadata==0.1.9"
+  # pycparser 2.21 as the v3 images ship it: pynq.lib (loaded by every Overlay) imports
+  # pycparser.plyparser, which pycparser 3 removed.
+  "py310-pynq301|3.10.13|numpy==1.21.5 pynq==3.0.1 pynqmetadata==0.1.2 pydantic==1.9.1 ipython==8.6.0 pycparser==2.21"
+  "py310-pynq31|3.10.13|numpy==1.21.5 pynq==3.1.2 pynqmetadata==0.1.9 pycparser==2.21"
 )
 
 for spec in "${ENVS[@]}"; do

@@ -6,30 +6,30 @@ and its names (in the ``.hwh`` that pynq reads and in Vivado's timing report), t
 buffers live in, what the board's PYNQ image reports about itself, and the part's capacity for
 fit checks. Every file is validated once, when it is loaded, against :mod:`.schema`; a bad file is a
 :class:`BoardConfigError` that names the file and the field, never a ``KeyError`` at build time.
+
+PyYAML and jsonschema belong to the build install. Where they are absent (a PYNQ image's
+environment running the emulated board of :mod:`psqs.deploy.emulator.local_device`), a board is
+read from the JSON copy :func:`write_json` made of a validated file on the build side (JSON is
+YAML, so it is the same board file); without jsonschema only the cross-field checks run.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from pathlib import Path
 
-import jsonschema
-import yaml
-
 from psqs.host.errors import PsqsError
 
 from .schema import FAMILIES, SCHEMA
 
-__all__ = ["DEFAULT_BOARD", "Board", "BoardConfigError", "board_names", "load_board"]
+__all__ = ["DEFAULT_BOARD", "Board", "BoardConfigError", "board_names", "load_board", "write_json"]
 
 #: The board every stage targets when none is named: the paper's (and hls4ml's) PYNQ-Z2.
 DEFAULT_BOARD = "pynq-z2"
 
 log = logging.getLogger(__name__)
-
-_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-
 
 class BoardConfigError(PsqsError, ValueError):
     """A board name is unknown or a board file is unreadable or invalid."""
@@ -110,7 +110,7 @@ def board_names() -> list[str]:
 def load_board(name_or_path: str | Path) -> Board:
     """Load and validate a shipped board by name (``"pynq-z2"``) or any board file by path."""
     text = str(name_or_path)
-    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
+    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml", ".json")) or "/" in text:
         path = Path(name_or_path)
         if not path.is_file():
             raise BoardConfigError(f"{path}: no such board file")
@@ -125,17 +125,41 @@ def load_board(name_or_path: str | Path) -> Board:
     return board
 
 
-def _parse(path: Path) -> Board:
+def write_json(name_or_path: str | Path, path: Path) -> Path:
+    """The board ``name_or_path``, validated, as a JSON board file at ``path`` (named ``<board>.json``
+    there): what :func:`load_board` reads where PyYAML is absent."""
+    board = load_board(name_or_path)
+    target = Path(path) / f"{board.name}.json"
+    target.write_text(json.dumps(_read(board.source)), encoding="utf-8")
+    return target
+
+
+def _read(path: Path):
     where = path.name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            return json.loads(text)
+        import yaml
     except (OSError, UnicodeDecodeError) as exc:
         raise BoardConfigError(f"{where}: unreadable ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise BoardConfigError(f"{where}: not valid JSON at line {exc.lineno} ({exc.msg})") from None
+    except ImportError:
+        raise BoardConfigError(f"{where}: reading board YAML needs PyYAML, part of the build install "
+                               "(pip install 'psqs[build]'); a board install reads a board.json instead") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or exc
         raise BoardConfigError(f"{where}: not valid YAML{at} ({problem})") from None
+
+
+def _parse(path: Path) -> Board:
+    where = path.name
+    data = _read(path)
     if not isinstance(data, dict):
         raise BoardConfigError(f"{where}: must be a YAML mapping of fields, got {type(data).__name__}")
     problems = _schema_problems(data) or _cross_field_problems(data, path)
@@ -172,8 +196,12 @@ def _show(value, as_hex: bool) -> str:
 
 def _schema_problems(data: dict) -> list[str]:
     """Every schema violation as ``<field>: <what is wrong>``, one per field, in schema order."""
+    try:
+        import jsonschema
+    except ImportError:         # a board install: the JSON came from a validated file (see write_json)
+        return []
     problems: dict[str, str] = {}
-    for error in _VALIDATOR.iter_errors(data):
+    for error in jsonschema.Draft202012Validator(SCHEMA).iter_errors(data):
         path = list(error.absolute_path)
         if error.validator == "required":
             for key in error.validator_value:

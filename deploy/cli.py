@@ -144,7 +144,7 @@ def cmd_demo(args) -> int:
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise PsqsError(f"--out {args.out}: exists and is not a directory")
-    return demo.run(Path(args.out), force=args.force, quiet=args.quiet)
+    return demo.run(Path(args.out), force=args.force, quiet=args.quiet, board=args.board)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole pipeline on the default data, end to end")
     p.add_argument("--out", default="runs/demo", help="directory of the demo's artifacts (default runs/demo)")
     p.add_argument("--force", action="store_true", help="replace the demo's artifacts under --out")
+    p.add_argument("--board", default=DEFAULT_BOARD, help=f"board to target (default {DEFAULT_BOARD}: its on-board "
+                   "path; a PYNQ.remote board such as zcu104: PYNQ.remote)")
     p.set_defaults(func=cmd_demo)
     cli_common.add_common_options(parser, sub)
     return parser

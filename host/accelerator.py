@@ -1,8 +1,8 @@
 """The jet tagger on a board: open a package, load its overlay, stream features, get logits.
 
 Runs on the board's own Python, on a PC driving a board through PYNQ.remote
-(``PYNQ_REMOTE_DEVICES``), and against the emulated board; only numpy, pynq and the standard
-library. pynq is imported when an :class:`Accelerator` is created, because pynq decides at import
+(``PYNQ_REMOTE_DEVICES``; only boards whose PYNQ image serves it, the package's ``pynq_remote``),
+and against the emulated board; only numpy, pynq and the standard library. pynq is imported when an :class:`Accelerator` is created, because pynq decides at import
 time whether it talks to a local or a remote device.
 
 A call to :meth:`Accelerator.predict` validates the features, then streams them in chunks no
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,37 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_SAMPLES = 16384
 DEFAULT_TIMEOUT_S = 5.0     # every DMA wait may take this long beyond the data's bus time
 
+#: Where a PYNQ image names its board (pynq's own board detection and its PYNQ.remote
+#: ``RemoteDevice.name`` read this file); ``$BOARD`` when it is absent.
+BOARD_NAME_FILE = "/proc/device-tree/chosen/pynq_board"
+#: Test hook, the same one ``psqs deploy``'s board probe honours: a directory prefixed to
+#: :data:`BOARD_NAME_FILE`, so a test can give the local board a device tree of its own.
+#: It is unset on a PYNQ image.
+ENV_BOARD_ROOT = "PSQS_BOARD_ROOT"
+
+
+def _is_remote(device) -> bool:
+    """pynq 4.0's PYNQ.remote ``RemoteDevice`` declares the ``REMOTE`` capability."""
+    return bool(getattr(device, "capabilities", {}).get("REMOTE"))
+
+
+def board_name(device, environ=os.environ) -> str | None:
+    """The board pynq is talking to, as the board names itself.
+
+    A local device's ``name`` is XRT's (``edge`` on a Zynq/ZynqMP image) and names no board, so
+    the board's own device tree is read, then ``$BOARD`` (a PYNQ image sets both). pynq's
+    ``RemoteDevice`` already reads the remote board's device tree into its ``name`` over RPC
+    (``Unknown`` when the board has none).
+    """
+    if _is_remote(device):
+        name = str(getattr(device, "name", "") or "")
+        return None if name in ("", "Unknown") else name
+    try:
+        with open(environ.get(ENV_BOARD_ROOT, "") + BOARD_NAME_FILE, "rb") as f:
+            return f.read().decode(errors="replace").strip("\0\n ") or None
+    except OSError:
+        return environ.get("BOARD") or None
+
 
 class InputError(PsqsError, ValueError):
     """Features that cannot be sent: wrong shape or type, or non-finite values (rows named)."""
@@ -39,6 +71,10 @@ class InputError(PsqsError, ValueError):
 
 class BoardMismatch(PsqsError, RuntimeError):
     """The package was built for another board than the one pynq is talking to."""
+
+
+class NoRemotePath(PsqsError, RuntimeError):
+    """PYNQ.remote was asked for a package whose board's PYNQ image cannot serve it."""
 
 
 class NoBoard(RunFailed, RuntimeError):
@@ -134,11 +170,17 @@ class Accelerator:
     # -- setup ------------------------------------------------------------------------------
 
     def _check_board(self, device) -> None:
-        expected = self.package.board["pynq_board"]
-        actual = getattr(device, "name", None)
-        if actual is None or str(actual).strip().lower() != str(expected).strip().lower():
-            raise BoardMismatch(f"{self.package.path}: built for {self.package.board['name']} "
+        """The board must be the package's, and the path to it one its PYNQ image offers."""
+        board = self.package.board
+        expected, actual = board["pynq_board"], board_name(device)
+        if actual is None or actual.strip().lower() != str(expected).strip().lower():
+            raise BoardMismatch(f"{self.package.path}: built for {board['name']} "
                                 f"(pynq_board {expected!r}); the board reports {actual!r}")
+        if _is_remote(device) and board.get("pynq_remote") is False:   # unrecorded: unknown, so allowed
+            supported = ", ".join(board.get("pynq_remote_boards") or []) or "see board_configs (pynq_remote: true)"
+            raise NoRemotePath(f"{self.package.path}: {board['name']} has no PYNQ.remote (pynq_remote: false); "
+                               f"run psqs on the board (python -m psqs.host bench) without PYNQ_REMOTE_DEVICES; "
+                               f"boards with PYNQ.remote: {supported}")
 
     def _ip(self, name: str, vlnv: str) -> dict:
         ip_dict = self.overlay.ip_dict

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import classification
-from .accelerator import Accelerator, CallTiming
+from .accelerator import Accelerator, CallTiming, board_name
 from .agreement import compare
 from .artifact import ArtifactError
 from .dma import DMAError, DMATimeout
@@ -238,7 +238,7 @@ def _header(acc: Accelerator, config: BenchConfig, fclk_mhz: float, source: str)
                     "emulation": acc.package.emulation,
                     "bitstream_sha256": acc.package.manifest["files"][acc.package.bitstream.name]},
         "board": {"package_board": acc.package.board["name"],
-                  "reported_board": getattr(pynq.Device.active_device, "name", None),
+                  "reported_board": board_name(pynq.Device.active_device),   # as the board names itself
                   "remote": os.environ.get("PYNQ_REMOTE_DEVICES") or None,
                   "fclk_mhz_manifest": acc.package.board["fclk_mhz"], "fclk_mhz_readback": fclk_mhz},
         "versions": {"pynq": pynq.__version__, "psqs": _version("psqs"), "numpy": np.__version__,

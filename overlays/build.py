@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from psqs.board_configs import Board, load_board
+from psqs.board_configs import Board, board_names, load_board
 from psqs.hls import reports as hls_reports
 from psqs.hls import vendor as hls_vendor
 from psqs.host import codec
@@ -293,7 +293,9 @@ def step_package(state: State) -> None:
         "name": state.name,
         "board": {"name": board.name, "part": board.part, "board_part": board.board_part,
                   "family": board.family, "ps": board.ps, "arch": board.arch, "pynq_board": board.pynq_board,
-                  "pynq_remote": board.pynq_remote, "fclk": board.fclk, "fclk_mhz": board.fclk_mhz,
+                  "pynq_remote": board.pynq_remote,   # the board side checks its path without yaml
+                  "pynq_remote_boards": [n for n in board_names() if load_board(n).pynq_remote],
+                  "fclk": board.fclk, "fclk_mhz": board.fclk_mhz,
                   "fclk_actual_mhz": design.ps.fclk.actual_mhz, "ddr_base": board.ddr_base,
                   "ddr_size": board.ddr_size, "hp_port": board.hp_port, "hp_data_width": board.hp_data_width,
                   "gp_port": board.gp_port, "pl_slave_base": board.pl_slave_base},

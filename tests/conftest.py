@@ -1,6 +1,7 @@
 """Shared fixtures: synthetic jet files for training tests, the shared real rows for loader tests."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from psqs.host.artifact import MANIFEST, write_manifest
+from psqs.host.interrupts import PR_SET_CHILD_SUBREAPER
 from psqs.qap.data import FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +21,17 @@ SHARED_JETS = Path(os.environ.get("PSQS_SHARED", REPO.parent / "shared")) / "dat
 @pytest.fixture(autouse=True)
 def _quiet_tensorflow(monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _not_a_subreaper():
+    """A test that runs a command's main() in this process installs psqs.host.interrupts, which
+    makes the process a child subreaper (so that a command can find and end its orphaned
+    grandchildren). pytest is no command: it would inherit every orphan of later tests (the
+    loopback SSH server's detached bench) and, never reaping them, keep them as zombies, which
+    `tail --pid` then waits on forever. Each test ends by giving orphans back to init."""
+    yield
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 @pytest.fixture(scope="session")

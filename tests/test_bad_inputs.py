@@ -333,6 +333,14 @@ ROWS = [
     R("bench-plots-file", "bench {overlay} --plots {tmp}/afile", 2, "--plots", "afile", setup=a_file),
     R("bench-no-board", "bench {overlay}", 1, "no board", "PYNQ_REMOTE_DEVICES", spawn=True,
       unset=("PYNQ_REMOTE_DEVICES",)),
+    # ---- deploy (everything here is refused before any connection is attempted)
+    R("deploy-target-no-user", "deploy {overlay} --to nohost --out {tmp}/out", 2, "--to", "USER@HOST"),
+    R("deploy-target-port", "deploy {overlay} --to x@h:99999 --out {tmp}/out", 2, "--to", "x@h:99999"),
+    R("deploy-connect-timeout-nan", "deploy {overlay} --to x@127.0.0.1:1 --connect-timeout nan --out {tmp}/out",
+      2, "--connect-timeout", "finite"),
+    R("deploy-repeats-zero", "deploy {overlay} --to x@127.0.0.1:1 --repeats 0 --out {tmp}/out", 2, "--repeats"),
+    R("deploy-package-tampered", "deploy {tmp}/overlay --to x@127.0.0.1:1 --out {tmp}/out", 2, ".bit", "sha256",
+      setup=artifact_copy("overlay", append("*.bit"))),
     # ---- demo
     R("demo-out-file", "demo --out {tmp}/afile", 2, "afile", setup=a_file),
     R("demo-bad-data", "demo --out {tmp}/demo", 2, "jets.npz", "not a readable .npz",

@@ -8,7 +8,8 @@ shell there. The board names itself through a device-tree file under ``PSQS_BOAR
 one test hook of :mod:`psqs.deploy.board_probe`).
 
 The board's Python is this venv's (pynq 4.0.0) and its bench reaches the PL through the
-PYNQ.remote emulator (``PYNQ_REMOTE_DEVICES`` in the exec environment). Issue 14's emulated local
+PYNQ.remote emulator (``PYNQ_REMOTE_DEVICES`` in the exec environment), so the board is a zcu104:
+psqs refuses PYNQ.remote for a Zynq-7000 package, whose image has none. Issue 14's emulated local
 device, with image-like environments, replaces that path once it lands.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from psqs.deploy.emulator.client_env import client_env
 pytestmark = pytest.mark.slow
 
 N_VECTORS = 500
+BOARD, PYNQ_BOARD = "zcu104", "ZCU104"     # a board whose PYNQ image serves PYNQ.remote
 
 
 class LoopbackBoard:
@@ -41,7 +43,7 @@ class LoopbackBoard:
     connection when the client opens a file whose path contains it (a link lost mid-upload),
     ``drop_exec`` = (text, seconds) that many seconds after the first command containing text."""
 
-    def __init__(self, root: Path, env: dict, board_name: str = "Pynq-Z2", drop_on: str | None = None,
+    def __init__(self, root: Path, env: dict, board_name: str = PYNQ_BOARD, drop_on: str | None = None,
                  drop_exec: tuple[str, float] | None = None):
         self.root, self.sandbox = root, root / "board_home"
         self.sandbox.mkdir(parents=True, exist_ok=True)
@@ -130,12 +132,12 @@ def package(tmp_path_factory):
     from psqs.overlays.build import build
 
     root = tmp_path_factory.mktemp("deploy")
-    return build(tiny_rtl_source(root, N_VECTORS), "pynq-z2", root / "pkg", emulation=True)
+    return build(tiny_rtl_source(root, N_VECTORS, board=BOARD), BOARD, root / "pkg", emulation=True)
 
 
 @pytest.fixture(scope="module")
 def emulator(package):
-    server = EmulatorServer.on_free_loopback(EmulatorConfig(overlays=[package]))
+    server = EmulatorServer.on_free_loopback(EmulatorConfig(board=BOARD, overlays=[package]))
     yield server
     server.stop()
 
@@ -183,11 +185,11 @@ def test_deploy_end_to_end_is_bit_exact(package, make_board, tmp_path):
     accuracy = report["accuracy"]
     assert accuracy["samples_in"] == accuracy["samples_out"] == accuracy["n"] == N_VECTORS
     assert accuracy["vs_csim"]["exact_samples"] == 1.0 and report["complete"]
-    assert report["board"]["reported_board"] == "Pynq-Z2"
+    assert report["board"]["reported_board"] == PYNQ_BOARD
     assert {p.name for p in (tmp_path / "out" / "plots").iterdir()} >= {"latency_vs_batch.png", "roc_curves.png"}
     # the board's output came back line by line, and its report is the one fetched
     assert "  | " in proc.stdout and "exact vs C simulation 100.00%" in proc.stdout
-    assert "probe      tester@127.0.0.1" in proc.stdout and "board Pynq-Z2" in proc.stdout
+    assert "probe      tester@127.0.0.1" in proc.stdout and f"board {PYNQ_BOARD}" in proc.stdout
     # the board ran the psqs that deploy installed, not this checkout
     [psqs_dir] = installed(board, "psqs")
     assert (board.sandbox / "psqs" / psqs_dir / "psqs" / "host" / "bench.py").is_file()
@@ -206,7 +208,7 @@ def one_error_line(proc) -> str:
 
 
 def test_unknown_host_key_is_refused_unless_accepted_then_a_board_mismatch_is_named(package, make_board, tmp_path):
-    board = make_board(board_name="ZCU104")
+    board = make_board(board_name="Pynq-Z2")
     home = board.client_home(known=False)
     proc = deploy(package, board, home, tmp_path / "out")
     assert proc.returncode == 2 and "unknown host key" in one_error_line(proc)
@@ -217,7 +219,7 @@ def test_unknown_host_key_is_refused_unless_accepted_then_a_board_mismatch_is_na
     assert f"new host key {fingerprint}" in proc.stdout
     assert board.host_key.export_public_key().decode().split()[1] in (home / ".ssh/known_hosts").read_text()
     line = one_error_line(proc)
-    assert proc.returncode == 2 and "built for pynq-z2 (pynq_board Pynq-Z2)" in line and "the board is ZCU104" in line
+    assert proc.returncode == 2 and "built for zcu104 (pynq_board ZCU104)" in line and "the board is Pynq-Z2" in line
     assert installed(board, "package") == [] and installed(board, "psqs") == []
 
 
@@ -268,7 +270,8 @@ def test_a_connection_dropped_mid_install_leaves_nothing_half_installed(package,
 def test_a_board_side_bench_error_is_shown_in_one_line_and_the_partial_report_fetched(package, make_board, tmp_path):
     """The board's DMA hangs at MM2S transfer 6 (emulated fault): warm-up 1, batch size 1 = 2-4,
     batch size 10 = 5-7 (tests/test_host_e2e.py has the same run without SSH)."""
-    faulty = EmulatorServer.on_free_loopback(EmulatorConfig(overlays=[package], faults=[Fault("hang", at_transfer=6)]))
+    faulty = EmulatorServer.on_free_loopback(EmulatorConfig(board=BOARD, overlays=[package],
+                                                             faults=[Fault("hang", at_transfer=6)]))
     try:
         board = make_board(env=client_env(faulty.config.host, tmp_path / "faulty"))
         proc = deploy(package, board, board.client_home(), tmp_path / "out", "--batch-sizes", "1,10,100",
@@ -307,7 +310,7 @@ def test_too_little_space_and_a_bad_target_are_refused(package, tmp_path):
     config = DeployConfig(package, Target.parse("xilinx@[::1]:2222"), tmp_path / "out")
     assert (config.target.host, config.target.port, str(config.target)) == ("::1", 2222, "xilinx@[::1]:2222")
     plan = make_plan(config)
-    full = BoardInfo("Pynq-Z2", "3.10.4", "1.21.5", "3.0.1", plan.upload_bytes, "root")
+    full = BoardInfo(PYNQ_BOARD, "3.10.4", "1.21.5", "3.0.1", plan.upload_bytes, "root")
     with pytest.raises(PsqsError, match=r"MiB free in the home directory, \d+ MiB needed"):
         check_board(config, plan, full)
     check_board(config, plan, dataclasses.replace(full, free_bytes=plan.upload_bytes + 2**30))

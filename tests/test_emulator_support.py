@@ -118,11 +118,13 @@ def build_fake_library(directory: Path, cycles: bool = False) -> Path:
     return library
 
 
-def tiny_rtl_source(root: Path, n: int, seed: int = 0, span: int = 2000, cycles: bool = True) -> Path:
+def tiny_rtl_source(root: Path, n: int, seed: int = 0, span: int = 2000, cycles: bool = True,
+                    board: str = "pynq-z2") -> Path:
     """An RTL stage directory whose simulation library is the stand-in model, with ``n`` test
     vectors (input codes in [-span, span)): ``psqs build --emulation`` makes a real package of it,
     with the stream probe, in about a second (the tests of signals, the local device, deploy and
-    the board install share it)."""
+    the board install share it). Its IP is declared for ``board``'s part."""
+    from psqs.board_configs import load_board
     from psqs.host.contract import IOContract, StreamLayout
     from psqs.host.fixed_point import FixedFormat
     from test_overlay import rtl_dir
@@ -136,7 +138,13 @@ def tiny_rtl_source(root: Path, n: int, seed: int = 0, span: int = 2000, cycles:
     logits = fake_model_outputs(codes.astype(np.int16)).astype(np.float64)
     np.savez(root / "vectors.npz", X=codes / 1024.0, y=rng.integers(0, 5, n), logits=logits, csim_logits=logits,
              index=np.arange(n))
-    return rtl_dir(root / "rtl", contract, library, root / "vectors.npz")
+    source = rtl_dir(root / "rtl", contract, library, root / "vectors.npz")
+    manifest = json.loads((source / "manifest.json").read_text())
+    if manifest["ip"]["part"] != load_board(board).part:
+        manifest["ip"]["part"] = load_board(board).part
+        fields = {k: v for k, v in manifest.items() if k not in ("kind", "format_version", "created_utc", "files")}
+        write_manifest(source, manifest["kind"], manifest["format_version"], fields)
+    return source
 
 
 def bit_file(design: str, part: str, payload: bytes) -> bytes:

@@ -2,6 +2,8 @@
 
 The package is the real pipeline's (QAP training -> hls4ml conversion -> emulation overlay build)
 with more than 10,000 test jets; every client runs in its own process with private pynq state.
+The board is a zcu104 over PYNQ.remote (a Zynq-7000 has no PYNQ.remote image; the on-board path
+is tests/test_local_device.py's).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from psqs.qap.data import FEATURES
 pytestmark = pytest.mark.slow
 
 N_VECTORS = 12000
+BOARD = "zcu104"
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +44,13 @@ def package(tmp_path_factory):
     model = qap_stage.run(TrainConfig(data=str(root / "jets.npz"), bits=6, pruning="imp-ft", sparsity=0.5,
                                       epochs=2, patience=2, batch_size=512, max_train=3000,
                                       test_vectors=N_VECTORS, widths=(24, 12, 12)), root / "model")
-    hls = hls_stage.run(model.path, root / "hls", hls_stage.options_for_board("pynq-z2"))
-    return build(hls, "pynq-z2", root / "overlay", emulation=True)
+    hls = hls_stage.run(model.path, root / "hls", hls_stage.options_for_board(BOARD))
+    return build(hls, BOARD, root / "overlay", emulation=True)
 
 
 @pytest.fixture
 def emulator(package):
-    server = start_emulator([package])
+    server = start_emulator([package], board=BOARD)
     yield server
     server.stop()
 
@@ -95,7 +98,7 @@ def test_bench_through_unmodified_pynq_is_bit_exact(package, emulator, tmp_path)
                                                                       [[5, 5], [6, 6], [7, 7]],
                                                                       [[8, 8], [9, 9], [10, 10]]]
     assert accuracy["mm2s_transfers"] == [11, 11] and report["complete"]
-    assert report["batches"][-1]["chunks"] == 1 and report["board"]["reported_board"] == "Pynq-Z2"
+    assert report["batches"][-1]["chunks"] == 1 and report["board"]["reported_board"] == "ZCU104"
     assert clock == pytest.approx(100.0, rel=1e-3)
     assert sorted(p.name for p in plots.iterdir()) == ["confusion_matrix.png", "latency_histogram.png",
                                                         "latency_vs_batch.png", "roc_curves.png",
@@ -109,7 +112,7 @@ def test_bench_through_unmodified_pynq_is_bit_exact(package, emulator, tmp_path)
 def test_a_fault_mid_bench_is_named_and_the_finished_batch_sizes_are_kept(package, tmp_path):
     """hang@6: warm-up is transfer 1, batch size 1 transfers 2-4, so transfer 6 is batch size 10's
     second repeat. The run fails (exit 1) naming it, and the partial report keeps batch size 1."""
-    server = start_emulator([package], faults=[Fault("hang", at_transfer=6)])
+    server = start_emulator([package], board=BOARD, faults=[Fault("hang", at_transfer=6)])
     try:
         out = tmp_path / "out"
         proc = _bench(package, server.config.host, tmp_path, "--batch-sizes", "1,10,100", "--repeats", "3",
@@ -134,7 +137,7 @@ def test_a_fault_mid_bench_is_named_and_the_finished_batch_sizes_are_kept(packag
 def test_a_stall_that_completes_is_an_outlier_found_by_repeat_and_counted_as_dma_time(package, tmp_path):
     """stall=1500@3 hits batch size 1's second repeat: the report points at it, and the host
     breakdown puts the fabric's delay in ``dma`` (the wait), not in ``to_device`` or ``from_device``."""
-    server = start_emulator([package], faults=[Fault("stall", stall_ms=1500, at_transfer=3)])
+    server = start_emulator([package], board=BOARD, faults=[Fault("stall", stall_ms=1500, at_transfer=3)])
     try:
         proc = _bench(package, server.config.host, tmp_path, "--batch-sizes", "1,10", "--repeats", "3",
                       "--warmup", "1", "--json", tmp_path / "run.json", timeout=120)
@@ -236,11 +239,12 @@ def test_refusals_before_pynq(package, tmp_path):
     acc = Accelerator.__new__(Accelerator)
     acc.package = OverlayPackage(package)
 
-    class Device:
-        name = "ZCU104"
+    class RemoteDevice:      # pynq 4.0's: its name is the remote board's device tree
+        capabilities = {"REMOTE": True}
+        name = "Pynq-Z2"
 
-    with pytest.raises(BoardMismatch, match=r"built for pynq-z2 \(pynq_board 'Pynq-Z2'\); the board reports 'ZCU104'"):
-        acc._check_board(Device())
+    with pytest.raises(BoardMismatch, match=r"built for zcu104 \(pynq_board 'ZCU104'\); the board reports 'Pynq-Z2'"):
+        acc._check_board(RemoteDevice())
 
 
 def test_pynqmetadata_zynq7_clock_bug_and_its_patch(shared_vendor):

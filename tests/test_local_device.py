@@ -78,7 +78,7 @@ def test_pynq_finds_the_emulated_board_only_when_asked(package, tmp_path):
     """
     assert run_script(probe, package, tmp_path / "off", board=None)["n"] == 0
     found = run_script(probe, package, tmp_path / "on")
-    assert found == {"n": 1, "types": ["EmulatedLocalDevice"], "embedded": [True], "names": ["Pynq-Z2"],
+    assert found == {"n": 1, "types": ["EmulatedLocalDevice"], "embedded": [True], "names": ["edge"],
                      "arch": ["armv7l"]}
 
 

@@ -17,6 +17,15 @@ device discovery, in-process), for the code path a script on a PYNQ image takes.
 """
 from .board import EmulatedBoard, EmulatorConfig
 from .faults import Fault
-from .server import EmulatorServer
 
 __all__ = ["EmulatedBoard", "EmulatorConfig", "EmulatorServer", "Fault"]
+
+
+def __getattr__(name):
+    """``EmulatorServer`` on first use: it needs gRPC and pynq 4.0's PYNQ.remote stubs, which the
+    on-board path (:mod:`.local_device`, in a PYNQ image's environment) has not."""
+    if name == "EmulatorServer":
+        from .server import EmulatorServer
+
+        return EmulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -125,7 +125,10 @@ class Worker:
         return not futures.wait(pending, timeout=timeout).not_done
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:          # cancel_futures= (Python 3.9+) by hand: the image of PYNQ v2.7 has 3.8
+            for job in self._pending:
+                job.cancel()
+        self._pool.shutdown(wait=False)
 
 
 @dataclass

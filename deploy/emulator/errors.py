@@ -5,10 +5,10 @@ way to tell it a request failed is to abort the RPC with a status code; the serv
 exceptions and do exactly that, then go on serving. :class:`EmulatorError` and :class:`BusError`
 therefore never reach a command line (they become a status code or DMA status bits) and are not
 :class:`~psqs.host.errors.PsqsError`; :class:`PackageError`, raised while the emulator starts, is.
+``code`` names a ``grpc.StatusCode`` member rather than holding it, so that the board model also
+runs where gRPC is absent (the on-board path in a PYNQ image's environment, :mod:`.local_device`).
 """
 from __future__ import annotations
-
-import grpc
 
 from psqs.host.errors import PsqsError
 
@@ -16,35 +16,35 @@ from psqs.host.errors import PsqsError
 class EmulatorError(Exception):
     """A request the emulated board refuses; ``code`` is what the client sees."""
 
-    code = grpc.StatusCode.INTERNAL
+    code = "INTERNAL"
 
 
 class InvalidArgument(EmulatorError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
 
 
 class NotFound(EmulatorError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
 
 
 class OutOfRange(EmulatorError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = "OUT_OF_RANGE"
 
 
 class FailedPrecondition(EmulatorError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
 
 
 class PermissionDenied(EmulatorError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
 
 
 class ResourceExhausted(EmulatorError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
 
 
 class Unimplemented(EmulatorError):
-    code = grpc.StatusCode.UNIMPLEMENTED
+    code = "UNIMPLEMENTED"
 
 
 class DecodeError(OutOfRange):

@@ -27,7 +27,7 @@ emulator serves (memory, DMA registers, model IP, stream probe, faults), in-proc
 - the global state's boot check reads the board's fpga_manager state, not the host's.
 
 Enabling: the class registers itself with pynq when this module is imported, and its probe
-returns a device only when ``PSQS_EMULATED_BOARD`` names a board (``PSQS_EMULATED_OVERLAYS``:
+returns a device only when ``PSQS_EMULATED_BOARD`` names a board or board file (``PSQS_EMULATED_OVERLAYS``:
 the package directories it can be programmed with, ``os.pathsep``-separated;
 ``PSQS_EMULATED_FAULTS``: fault specs, comma-separated). A plain user script needs no change:
 ``python -m psqs.deploy.emulator.local_device SCRIPT [ARGS]`` (or ``-m MODULE [ARGS]``) imports
@@ -38,25 +38,48 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import inspect
 import os
+import platform
 import runpy
 import sys
 import weakref
 from pathlib import Path
 
-from pynq.pl_server.device import Device
-from pynq.pl_server.embedded_device import EmbeddedDevice
-from pynq.pl_server.global_state import clear_global_state
-from pynq.pl_server.xrt_device import _xrt_allocate
-
-from psqs.board_configs import load_board
-
-from . import sandbox
-from .board import EmulatedBoard, EmulatorConfig
-from .client_env import private_pynq
-from .faults import Fault
+from psqs.board_configs import load_board, write_json
 
 ENV_BOARD = "PSQS_EMULATED_BOARD"
+
+
+def _pose_as_the_board(environ=os.environ) -> None:
+    """pynq before 4.0 picks its Zynq-7000 or ZynqMP code (PL clocks, GPIO, interrupts, the HWH
+    parser) from the CPU (``os.uname().machine`` or ``platform.machine()``) when ``pynq.ps`` is
+    imported, not from the device: a script on the emulated board sees the board's CPU
+    (``armv7l``/``aarch64``) from the start."""
+    board = environ.get(ENV_BOARD, "").strip()
+    if board:
+        arch, real = load_board(board).arch, os.uname()
+        os.uname = lambda: os.uname_result((real.sysname, real.nodename, real.release, real.version, arch))
+        platform.machine = lambda: arch
+
+
+if __name__ == "__main__":   # before pynq is imported
+    _pose_as_the_board()
+
+from pynq.pl_server.device import Device  # noqa: E402
+from pynq.pl_server.embedded_device import DEFAULT_XCLBIN, EmbeddedDevice, _get_bitstream_handler  # noqa: E402
+from pynq.pl_server.xrt_device import _xrt_allocate  # noqa: E402
+
+try:
+    from pynq.pl_server import global_state      # pynq 3.0+; 2.7 keeps the PL state in its PL server
+except ImportError:
+    global_state = None
+
+from . import sandbox  # noqa: E402
+from .board import EmulatedBoard, EmulatorConfig  # noqa: E402
+from .client_env import private_pynq  # noqa: E402
+from .faults import Fault  # noqa: E402
+
 ENV_OVERLAYS = "PSQS_EMULATED_OVERLAYS"
 ENV_FAULTS = "PSQS_EMULATED_FAULTS"
 
@@ -72,16 +95,21 @@ def config_from_env(environ=os.environ) -> EmulatorConfig | None:
 
 
 def environment(board: str, overlays: list[Path], directory: Path, faults: list[str] = (),
-                base: dict | None = None) -> dict:
+                base: dict | None = None, pynq_site: Path | None = None) -> dict:
     """Environment for a pynq process on the emulated local board, with pynq state of its own
-    under ``directory`` (:func:`.client_env.private_pynq`) and no PYNQ.remote board."""
+    under ``directory`` and no PYNQ.remote board. The board goes as a JSON board file (validated
+    here, readable without PyYAML in a PYNQ image's environment); ``pynq_site`` is the private
+    view of the pynq the process runs (:func:`.client_env.private_pynq`; default: this Python's)."""
     env = dict(os.environ if base is None else base)
     env.pop("PYNQ_REMOTE_DEVICES", None)
-    env.update({ENV_BOARD: board, ENV_OVERLAYS: os.pathsep.join(str(p) for p in overlays),
+    env.update({ENV_BOARD: "", ENV_OVERLAYS: os.pathsep.join(str(p) for p in overlays),
                 ENV_FAULTS: ",".join(faults)})
+    directory.mkdir(parents=True, exist_ok=True)
     if board:
+        env[ENV_BOARD] = str(write_json(board, directory))
         env["BOARD"] = load_board(board).pynq_board     # as a PYNQ image's environment names its board
-    env["PYTHONPATH"] = os.pathsep.join([str(private_pynq(directory)), *filter(None, [env.get("PYTHONPATH")])])
+    site = private_pynq(directory) if pynq_site is None else pynq_site
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 
@@ -121,55 +149,79 @@ class EmulatedLocalDevice(EmbeddedDevice):
         return [cls(board)]
 
     def __init__(self, board: EmulatedBoard, index: int = 0):
-        Device.__init__(self, f"emulated_embedded{index}")   # EmbeddedDevice's opens XRT; the rest is here
+        # EmbeddedDevice's opens XRT; the rest is here. pynq 2.7 keeps the PL state in a PL server:
+        # one of this process's own ("local"), as a device without the global server gets
+        local = {"server_type": "local"} if "server_type" in inspect.signature(Device.__init__).parameters else {}
+        Device.__init__(self, f"emulated_embedded{index}", **local)
         self.emulated = board
         self.capabilities = {"REGISTER_RW": True, "MEMORY_MAPPED": False, "CALLABLE": False}
         self.arch = board.board.arch       # what platform.machine() says on the board
         self.contexts, self.active_bos, self._bo_cache, self._streams = {}, [], [], {}
+        self.handle = None                 # no XRT device for XrtDevice.close to release
 
     @property
     def name(self) -> str:
-        """The board's ``/proc/device-tree/chosen/pynq_board``. On a board, ``EmbeddedDevice.name``
-        is XRT's device name instead, which names no board: code that identifies the board must
-        read that file or ``BOARD`` (set by :func:`environment` as a PYNQ image sets it)."""
-        return self.emulated.read_file(sandbox.BOARD_NAME).decode().strip("\0\n")
+        """XRT's device name, as ``EmbeddedDevice.name`` reports it on a Zynq/ZynqMP image: XRT's
+        edge shim (zocl) names every such device ``edge`` (``/etc/xocl.txt`` aside, absent on
+        PYNQ images). It names no board, so code that identifies the board reads
+        ``/proc/device-tree/chosen/pynq_board`` or ``BOARD`` (set by :func:`environment` as a PYNQ
+        image sets it), as :func:`psqs.host.accelerator.board_name` does."""
+        return "edge"
 
     # -- the fpga_manager and /lib/firmware
     def write_fpga_manager(self, attribute, value):
         self.emulated.write_file(str(attribute), str(value).encode())
 
     def download(self, bitstream, parser=None):
-        if parser is not None and not bitstream.binfile_name:   # pynq's _preload_binfile, to the board
+        """``EmbeddedDevice.download``, step for step, onto the board's fpga_manager: pynq before
+        4.0 writes its files with ``open()`` (4.0 through ``write_fpga_manager``), so the steps are
+        spelled out here once for every pynq version."""
+        if parser is None:
+            from pynq.pl_server.xclbin_parser import XclBin
+
+            parser = XclBin(xclbin_data=DEFAULT_XCLBIN)
+        if not bitstream.binfile_name:                          # pynq's _preload_binfile, to the board
             bitstream.binfile_name = Path(bitstream.bitfile_name).stem + ".bin"
-            self.emulated.write_file(f"{sandbox.FIRMWARE_DIR}/{bitstream.binfile_name}", parser.bin_data)
-        super().download(bitstream, parser)
+            data = getattr(parser, "bin_data", None) or _get_bitstream_handler(bitstream.bitfile_name).get_bin_data()
+            self.emulated.write_file(f"{sandbox.FIRMWARE_DIR}/{bitstream.binfile_name}", data)
+        if not bitstream.partial:
+            self.shutdown()
+            if hasattr(self, "gen_cache"):                      # pynq 3.0+: the metadata cache
+                self.gen_cache(bitstream, parser)
+        self.write_fpga_manager(self.BS_FPGA_MAN_FLAGS, str(int(bool(bitstream.partial))))
+        self.write_fpga_manager(self.BS_FPGA_MAN, bitstream.binfile_name)
+        self.set_axi_port_width(parser)
+        self._xrt_download(parser.xclbin_data)
+        name = (self.name,) if "name" in inspect.signature(Device.post_download).parameters else ()   # 3.0+
+        Device.post_download(self, bitstream, parser, *name)
 
     def _xrt_download(self, data):
         """XRT registers the design's memory banks for zocl; buffers here come from the board."""
 
     def get_bitfile_metadata(self, bitfile_name, partial=False):
-        # on the board, XRT's xclbinutil makes the memory topology of a .bit without one; pynq's
-        # PYNQ.remote handler uses its default topology instead, which is all allocation needs here
-        from pynq.pl_server.remote_device import _get_bitstream_handler
-
-        parser = _get_bitstream_handler(bitfile_name).get_parser(partial=partial)
+        """pynq's own parser of the ``.bit``/``.hwh`` pair. On the board, XRT's ``xclbinutil``
+        makes the memory topology of a ``.bit`` without an ``.xclbin``; pynq's default topology
+        stands in (as pynq 4.0's PYNQ.remote handler does), which is all allocation needs here."""
+        handler = _get_bitstream_handler(bitfile_name)
+        own_xclbin = handler.get_xclbin_data
+        handler.get_xclbin_data = lambda: own_xclbin() or DEFAULT_XCLBIN
+        parser = handler.get_parser(**({"partial": True} if partial else {}))   # 2.7: no partial
         if parser is None:
             raise RuntimeError("Unable to find metadata for bitstream")
         return parser
 
     def shutdown(self):
-        """``Device.shutdown`` after pynq's boot check, which reads the board's fpga_manager."""
+        """``Device.shutdown`` after pynq's boot check (3.0+), which reads the board's fpga_manager."""
+        if global_state is None:
+            return Device.shutdown(self)
         state = self.emulated.read_file(sandbox.FPGA_STATE).decode().strip()
         flags = self.emulated.read_file(sandbox.FPGA_FLAGS).decode().strip()
         if state.startswith("unknown") or flags.startswith("100"):
-            clear_global_state()
-        from pynq.pl_server import device as device_module
-        from pynq.pl_server import global_state
-
+            global_state.clear_global_state()
         check = global_state.initial_global_state_file_boot_check
         global_state.initial_global_state_file_boot_check = lambda *a, **k: None
         try:
-            device_module.Device.shutdown(self)
+            Device.shutdown(self)
         finally:
             global_state.initial_global_state_file_boot_check = check
 

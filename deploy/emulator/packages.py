@@ -14,7 +14,6 @@ the IP: the manifest's ``emulation_model`` names a shared library with the ABI o
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import shutil
 import struct
@@ -178,7 +177,7 @@ def load_package(path: Path, board: Board) -> ServedPackage:
         if not (board.pl_slave_base <= ip.base and end <= board.pl_slave_base + board.pl_slave_size):
             raise PackageError(f"{where}: IP {ip.name} at 0x{ip.base:x} lies outside {board.name}'s PL window")
     spans = sorted((ip.base, ip.base + ip.range, ip.name) for ip in package.ips.values())
-    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
         if start < end:
             raise PackageError(f"{where}: IPs {a} and {b} overlap")
 

@@ -39,8 +39,8 @@ def _rpc(method):
         try:
             return method(self, request, context)
         except EmulatorError as exc:
-            log.info("%s refused (%s): %s", method.__name__, exc.code.name, exc)
-            context.abort(exc.code, str(exc))
+            log.info("%s refused (%s): %s", method.__name__, exc.code, exc)
+            context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
         except Exception as exc:   # a bug: report it, keep serving
             log.exception("%s failed", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method.__name__}: {exc!r}")
