@@ -230,8 +230,24 @@ def run_client(body: str, host: str, workdir: Path, timeout: float = 120, args: 
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     script = client_script(workdir / "client.py", body, helpers)
-    proc = subprocess.run([sys.executable, str(script), *map(str, args)], env=client_env(host, workdir),
-                          cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
+    return _results([sys.executable, str(script), *map(str, args)], client_env(host, workdir), workdir, timeout)
+
+
+def run_local_client(body: str, overlays: list[Path], workdir: Path, board: str = "pynq-z2", timeout: float = 120,
+                     args: tuple = ()) -> dict:
+    """:func:`run_client` on pynq's on-board path: the script runs against the emulated *local*
+    board (``psqs.deploy.emulator.local_device``), as it would on a board without PYNQ.remote."""
+    from psqs.deploy.emulator.local_device import environment
+
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = client_script(workdir / "client.py", body)
+    command = [sys.executable, "-m", "psqs.deploy.emulator.local_device", str(script), *map(str, args)]
+    return _results(command, environment(board, overlays, workdir / "client"), workdir, timeout)
+
+
+def _results(command: list, env: dict, workdir: Path, timeout: float) -> dict:
+    proc = subprocess.run(command, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"pynq client failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     results = {}

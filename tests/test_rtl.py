@@ -254,27 +254,23 @@ def test_yosys_reports_what_does_not_fit(built):
 def test_rtl_overlay_runs_on_the_emulated_board(built, tmp_path):
     """The RTL IP as the overlay's model: the emulator runs the Verilated library, so the host sees
     the RTL's outputs and the probe counts the RTL's own cycles."""
-    from test_emulator_support import run_client, start_emulator
+    from test_emulator_support import run_local_client
 
     from psqs.host.package import OverlayPackage
     from psqs.overlays.build import build
 
     package = OverlayPackage(build(built["from_hls"], "pynq-z2", tmp_path / "overlay", emulation=True))
     assert package.timing["source"] == "rtl" and package.manifest["emulation_model"]["kind"] == "rtl"
-    server = start_emulator([package.path])
-    try:
-        result = run_client("""
-            from psqs.host.accelerator import Accelerator
-            acc = Accelerator(sys.argv[1])
-            vectors = acc.package.test_vectors()
-            acc.probe.clear()
-            logits = acc.predict(vectors["X"])
-            snap = acc.probe.snapshot()
-            emit(exact=bool(np.array_equal(logits, vectors["csim_logits"])), n=int(logits.shape[0]),
-                 latency=snap.last_latency, in_beats=snap.in_beats)
-        """, server.config.host, tmp_path / "client", args=(package.path,))
-    finally:
-        server.stop()
+    result = run_local_client("""
+        from psqs.host.accelerator import Accelerator
+        acc = Accelerator(sys.argv[1])
+        vectors = acc.package.test_vectors()
+        acc.probe.clear()
+        logits = acc.predict(vectors["X"])
+        snap = acc.probe.snapshot()
+        emit(exact=bool(np.array_equal(logits, vectors["csim_logits"])), n=int(logits.shape[0]),
+             latency=snap.last_latency, in_beats=snap.in_beats)
+    """, [package.path], tmp_path / "client", args=(package.path,))
     manifest = _manifest(built["from_hls"])
     assert result["exact"] and result["n"] == 600
     assert result["in_beats"] == 600 * package.contract.input.beats_per_sample
