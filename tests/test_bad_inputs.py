@@ -347,6 +347,7 @@ ROWS = [
       setup=data_variant("truncated"), env={"PSQS_DATA": "{tmp}/jets.npz"}, outputs=("demo",)),
     R("demo-force-foreign-model-dir", "demo --out {tmp}/demo --force", 2, "model", "thesis.tex",
       setup=foreign_demo_model, env={"PSQS_DATA": "{data}"}),
+    R("demo-unknown-board", "demo --board nope --out {tmp}/demo", 2, "nope.yaml", "unknown board"),
     R("demo-unknown-option", "demo --fast", 2, "unrecognized arguments", "--fast"),
     R("no-subcommand", "", 2, "command"),
 ]
