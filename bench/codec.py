@@ -7,8 +7,8 @@ user and documents per-element Python functions wrapped in ``np.vectorize``::
     decode_v = np.vectorize(lambda yi: yi * 2**-10)
 
 psqs' path: standardize + quantize (round half to even, saturate) + pack straight into the DMA
-buffer (:class:`psqs.host.codec.FeatureEncoder`), and unpack + decode of the logits
-(:func:`psqs.host.codec.decode_bytes`). Targets (issue 6): >= 300x the baseline and >= 150 M
+buffer (:class:`psqs.common.codec.FeatureEncoder`), and unpack + decode of the logits
+(:func:`psqs.common.codec.decode_bytes`). Targets (issue 6): >= 300x the baseline and >= 150 M
 feature values/s standardized+encoded+packed. Plain numpy rounding is printed as a yardstick.
 
     python bench/codec.py [--samples 2000000] [--baseline-samples 50000] [--json FILE]
@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from psqs.host import codec
-from psqs.host.contract import StreamLayout
-from psqs.host.fixed_point import FixedFormat
+from psqs.common import codec
+from psqs.common.contract import StreamLayout
+from psqs.common.fixed_point import FixedFormat
 
 INPUT = StreamLayout.packed(16, FixedFormat(16, 5), 64)                                   # the jet tagger's
 OUTPUT = StreamLayout.packed(5, FixedFormat(18, 7, rounding="TRN", overflow="WRAP"), 64)   # contract on PYNQ-Z2

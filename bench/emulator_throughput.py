@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from psqs.common import codec
+from psqs.common.package import OverlayPackage
 from psqs.deploy.emulator import EmulatorConfig, EmulatorServer
 from psqs.deploy.emulator.client_env import client_env
 from psqs.hls.csim import AxisLibrary
-from psqs.host import codec
-from psqs.host.package import OverlayPackage
 
 #: PYNQ.remote serves ZynqMP boards only (a PYNQ-Z2 package is refused over it), so this
 #: benchmark of the PYNQ.remote path uses a ZCU104.
@@ -49,8 +49,8 @@ CLIENT = textwrap.dedent("""
     pynq_compat.apply()
     from pynq import MMIO, Overlay, allocate
     from pynq.lib.dma import DMA
-    from psqs.host.package import OverlayPackage
-    from psqs.host.stream_probe_regs import register
+    from psqs.common.package import OverlayPackage
+    from psqs.common.stream_probe_regs import register
     LAST_LATENCY, LAST_TRANSFER = register("LAST_LATENCY").offset, register("LAST_TRANSFER_TIME").offset
 
     pkg = OverlayPackage(sys.argv[1])

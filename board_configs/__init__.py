@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from pathlib import Path
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 from .schema import FAMILIES, SCHEMA
 

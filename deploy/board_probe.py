@@ -1,19 +1,20 @@
 """What a board is and whether psqs can run there, asked over SSH before anything is copied.
 
 One short script runs under the board's Python (a PYNQ image's ``/usr/local/share/pynq-venv``
-by default) and prints one JSON line: the board name (``/proc/device-tree/chosen/pynq_board``,
-else ``$BOARD``, as pynq itself names boards), the Python, numpy and pynq versions, the free space
-of the home directory and whether the user is root or has passwordless sudo (pynq's on-board path
-maps ``/dev/mem``). The images psqs supports are the PYNQ ones of issue 14: Python >= 3.8,
-numpy >= 1.20, pynq 2.7, 3.0, 3.1 or 4.0.
-
-Test hook: ``PSQS_BOARD_ROOT`` in the *board's* environment prefixes the device-tree path, so a
-sandbox can name its board without a real ``/proc``; it is unset on a PYNQ image.
+by default) and prints one JSON line: the board name, the Python, numpy and pynq versions, the free
+space of the home directory and whether the user is root or has passwordless sudo (pynq's on-board
+path maps ``/dev/mem``). The board is named by :mod:`psqs.common.board_identity`, whose source is
+the head of the script (psqs is not on the board yet), so deploy and the board runtime apply one
+rule. The images psqs supports are the PYNQ ones of issue 14: Python >= 3.8, numpy >= 1.20, pynq
+2.7, 3.0, 3.1 or 4.0.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
+
+from psqs.common import board_identity
 
 from .ssh import DeployFailed, Target, quote, run
 
@@ -22,29 +23,24 @@ MIN_PYTHON = (3, 8)
 MIN_NUMPY = (1, 20)
 PYNQ_RELEASES = ("2.7", "3.0", "3.1", "4.0")
 
-PROBE_SCRIPT = r"""
-import json, os, shutil, subprocess, sys
+PROBE_SCRIPT = Path(board_identity.__file__).read_text() + r"""
+import json, shutil, subprocess, sys
 def version(name):
     try:
         return __import__(name).__version__
-    except Exception as exc:
+    except Exception:
         return None
-root = os.environ.get("PSQS_BOARD_ROOT", "")
-try:
-    with open(root + "/proc/device-tree/chosen/pynq_board", "rb") as f:
-        board = f.read().rstrip(b"\0\n").decode()
-except OSError:
-    board = os.environ.get("BOARD")
 if os.geteuid() == 0:
     privilege = "root"
 else:
     try:
-        sudo = subprocess.run(["sudo", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+        sudo = subprocess.run(["sudo", "-n", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=10).returncode == 0
     except Exception:
         sudo = False
     privilege = "sudo" if sudo else "none"
 print("PSQS-PROBE " + json.dumps({
-    "board": board, "python": ".".join(map(str, sys.version_info[:3])),
+    "board": image_board_name(), "python": ".".join(map(str, sys.version_info[:3])),
     "numpy": version("numpy"), "pynq": version("pynq"),
     "free_bytes": shutil.disk_usage(os.path.expanduser("~")).free, "privilege": privilege}))
 """

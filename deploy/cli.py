@@ -1,6 +1,6 @@
 """The ``psqs`` command line: one subcommand per pipeline stage, plus ``demo``.
 
-Expected failures (:class:`psqs.host.errors.PsqsError`: bad data, bad options, corrupt artifacts,
+Expected failures (:class:`psqs.common.errors.PsqsError`: bad data, bad options, corrupt artifacts,
 missing tools, failed runs) print one line ``psqs: error: ...`` naming the file, option or tool and
 exit with status 2 (bad input) or 1 (failed run); anything else is a bug and keeps its traceback.
 See :mod:`psqs.host.cli_common`.
@@ -15,10 +15,11 @@ import warnings
 from pathlib import Path
 
 from psqs.board_configs import DEFAULT_BOARD
-from psqs.host import cli_common, interrupts
-from psqs.host.cli_types import integer, integer_list, real
-from psqs.host.contract import IOContract
-from psqs.host.errors import PsqsError
+from psqs.common import interrupts
+from psqs.common.cli_types import integer, integer_list, real
+from psqs.common.contract import IOContract
+from psqs.common.errors import PsqsError
+from psqs.host import cli_common
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -105,13 +106,20 @@ def add_convert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-inexact", action="store_true",
                    help="convert even if the C simulation cannot be bit-exact (the mismatch is measured)")
     p.add_argument("--synth", action="store_true", help="run vendor HLS synthesis when the tool is on PATH")
+    from psqs.hls.interface import DEFAULT, INTERFACES
+
+    p.add_argument("--interface", choices=tuple(INTERFACES), default=DEFAULT,
+                   help="stream format of the model IP: psqs (fixed-point codes packed on the bus, default), "
+                        "hls4ml-float (float32 elements, one per beat) or hls4ml-fixed (the model's ap_fixed "
+                        "formats widened to whole bytes, one per beat); the hls4ml ones also get hls4ml's "
+                        "overlay layout (hier_0/axi_dma_0), so scripts written for hls4ml overlays run unchanged")
 
 
 def convert_options(args):
     from psqs.hls.stage import ConvertOptions, options_for_board
 
     common = dict(backend=args.backend, io=args.io, strategy=args.strategy, reuse=args.reuse,
-                  allow_inexact=args.allow_inexact, synth=args.synth)
+                  allow_inexact=args.allow_inexact, synth=args.synth, interface=args.interface)
     if args.part:
         return ConvertOptions(part=args.part, bus_bits=args.bus_width or 64,
                               clock_period=args.clock_period or 10.0, **common)
@@ -169,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     from psqs.hls.rtl.cli import add_parser as add_rtl_parser
     from psqs.host.cli import add_bench_options, cmd_bench
     from psqs.overlays.cli import add_parser as add_build_parser
+    from psqs.overlays.from_hls4ml.cli import add_parser as add_import_parser
 
     add_rtl_parser(sub)
     add_build_parser(sub)
+    add_import_parser(sub)
     add_emulate_parser(sub)
     add_deploy_parser(sub)
 

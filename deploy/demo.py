@@ -25,7 +25,7 @@ def run(out: Path, force: bool = False, quiet: bool = False, board: str = DEFAUL
 
     from psqs.deploy.cli import summarize_hls, summarize_model
     from psqs.hls import stage as hls_stage
-    from psqs.host.artifact import check_output
+    from psqs.common.artifact import check_output
     from psqs.overlays.build import build as build_overlay
     from psqs.overlays.cli import summarize as summarize_overlay
     from psqs.qap import stage as qap_stage
@@ -62,7 +62,7 @@ def bench_on_emulator(package: Path, out: Path) -> int:
     emulated local device, found by pynq's device registry) or on a PC next to it (pynq decides
     at import time that it talks to a remote device).
     """
-    from psqs.host.package import OverlayPackage
+    from psqs.common.package import OverlayPackage
 
     command = ["-m", "psqs.host", "bench", str(package), "--json", str(out / "run_report.json"),
                "--plots", str(out / "plots")]

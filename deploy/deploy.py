@@ -3,17 +3,21 @@ report back.
 
 Named steps over one :class:`DeployConfig`, run in order, each verified and with its own deadline
 (FINN's build steps are the model): ``connect`` (keys/agent, known_hosts), ``probe`` (board name,
-Python, numpy, pynq, free space, privilege; a package for another board or an unsupported image is
-refused, naming both), ``install psqs`` and ``install package`` (staged, sha256-checked on the
-board, renamed: :mod:`.board_install`), ``bench`` (``python -m psqs.host bench`` on the board, its
-output streamed back line by line) and ``fetch`` (report and plots, or the partial report of a
-failed run, into ``--out``). ``--dry-run`` prints the plan and connects to nothing.
+Python, numpy, pynq, free space, privilege; a package for another board, an unsupported image, too
+little space or a login that is neither root nor has passwordless sudo — pynq's on-board path maps
+``/dev/mem`` — is refused before anything is copied), ``install psqs`` and ``install package``
+(staged, sha256-checked on the board, renamed: :mod:`.board_install`), ``bench`` (``python -m
+psqs.host bench`` on the board, one at a time per board, its output streamed back line by line)
+and ``fetch`` (report and plots, or the partial report of a failed run, into ``--out``).
+``--dry-run`` prints the plan and connects to nothing.
 
 On the board::
 
     ~/psqs/psqs-<version>-<sha12>/psqs/host/...     the board-side psqs (source copy)
     ~/psqs/packages/<package name>-<sha12>/         the overlay package
     ~/psqs/runs/<UTC time>-<random>/                run_report.json, plots/
+    ~/psqs/.staging/<claim>/, <claim>.lock          uploads in progress (:mod:`.board_install`)
+    ~/psqs/board.lock                               held by the running bench
 """
 from __future__ import annotations
 
@@ -24,8 +28,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from psqs.host.errors import PsqsError
-from psqs.host.package import OverlayPackage
+from psqs.common.errors import PsqsError
+from psqs.common.package import OverlayPackage
 
 from . import board_install, board_probe, board_run
 from .ssh import DeployFailed, Session, Target, quote, run, sftp_call
@@ -75,11 +79,29 @@ def make_plan(config: DeployConfig) -> Plan:
                 f"{board_install.ROOT}/runs/{stamp}-{secrets.token_hex(3)}")
 
 
+#: One bench at a time on a board (one PL): the bench holds ``~/psqs/board.lock`` from before it
+#: programs the PL until it exits (the lock's descriptor survives ``exec``, so the bench keeps its
+#: pid and a SIGTERM at the deadline reaches it); a second deploy's bench waits for it.
+BOARD_LOCK = f"{board_install.ROOT}/board.lock"
+LOCK_SCRIPT = r"""
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR, 0o600)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("psqs deploy: another bench is running on this board; waiting for it", flush=True)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+os.set_inheritable(fd, True)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
 def bench_command(config: DeployConfig, plan: Plan, privilege: str) -> str:
     sudo = "sudo -n " if privilege == "sudo" else ""
-    return (f"{sudo}env PYTHONPATH=\"$HOME/{plan.psqs_dir}${{PYTHONPATH:+:$PYTHONPATH}}\" "
-            f"{quote(config.python)} -u -m psqs.host bench \"$HOME\"/{quote(plan.package_dir)} "
-            f"--json {REPORT} --plots {PLOTS} {quote(*config.bench_args)}")
+    bench = (f"exec {sudo}env PYTHONPATH=\"$HOME/{plan.psqs_dir}${{PYTHONPATH:+:$PYTHONPATH}}\" "
+             f"{quote(config.python)} -u -m psqs.host bench \"$HOME\"/{quote(plan.package_dir)} "
+             f"--json {REPORT} --plots {PLOTS} {quote(*config.bench_args)}")
+    return f"{quote(config.python)} -c {quote(LOCK_SCRIPT)} \"$HOME\"/{quote(BOARD_LOCK)} sh -c {quote(bench)}"
 
 
 def describe_plan(config: DeployConfig, plan: Plan) -> str:
@@ -91,7 +113,7 @@ def describe_plan(config: DeployConfig, plan: Plan) -> str:
         f"  3 install   psqs ({len(plan.source)} files) -> ~/{plan.psqs_dir}",
         f"  4 install   package ({len(plan.package_files)} files, {plan.upload_bytes / 2**20:.1f} MiB with psqs) "
         f"-> ~/{plan.package_dir}",
-        f"  5 bench     in ~/{plan.run_dir} (detached; survives a dropped link): {bench_command(config, plan, 'root')}",
+        f"  5 bench     in ~/{plan.run_dir} (detached; survives a dropped link; one bench per board at a time)",
         f"  6 fetch     ~/{plan.run_dir}/{{{REPORT},{PLOTS}/}} -> {config.out}",
     ])
 
@@ -105,6 +127,9 @@ def check_board(config: DeployConfig, plan: Plan, info: board_probe.BoardInfo) -
     if problems:
         raise PsqsError(f"probe on {target}: unsupported image ({'; '.join(problems)}) at {config.python}; "
                         f"supported: Python >= 3.8, numpy >= 1.20, pynq {'/'.join(board_probe.PYNQ_RELEASES)}")
+    if info.privilege == "none":
+        raise PsqsError(f"probe on {target}: {target.user} is not root and has no passwordless sudo; pynq's "
+                        "on-board path maps /dev/mem: log in as root or allow passwordless sudo for this user")
     needed = plan.upload_bytes + SPACE_MARGIN
     if info.free_bytes < needed:
         raise PsqsError(f"probe on {target}: {info.free_bytes / 2**20:.0f} MiB free in the home directory, "
@@ -153,13 +178,14 @@ async def deploy(config: DeployConfig, say=print) -> int:
         info = await board_probe.probe(session.conn, target, config.python, config.step_timeout)
         say(f"probe      {target}: {info.describe()}")
         check_board(config, plan, info)
-        if info.privilege == "none":
-            say(f"warning    {target}: not root and no passwordless sudo; pynq's on-board path needs /dev/mem")
-        await board_install.clean_staging(session.conn, target, config.step_timeout)
-        for what, files, final in (("psqs", plan.source, plan.psqs_dir), ("package", plan.package_files, plan.package_dir)):
-            outcome = await board_install.install(session.conn, target, config.python, files, final, what,
-                                                  config.step_timeout)
-            say(f"install    {what}: ~/{final} ({outcome})")
+        async with board_install.StagingArea(session.conn, target, config.python, config.step_timeout) as staging:
+            if staging.stale:
+                say(f"install    removed {staging.stale} staging area(s) of earlier, interrupted deploys")
+            for what, files, final in (("psqs", plan.source, plan.psqs_dir),
+                                       ("package", plan.package_files, plan.package_dir)):
+                outcome = await board_install.install(session.conn, target, config.python, files, final, what,
+                                                      staging, config.step_timeout)
+                say(f"install    {what}: ~/{final} ({outcome})")
         status, output = await run(session.conn, target, "mkdir", f"mkdir -p {quote(plan.run_dir)}", config.step_timeout)
         if status != 0:
             raise DeployFailed(f"mkdir on {target}: {_board_error(output)}")
@@ -168,7 +194,10 @@ async def deploy(config: DeployConfig, say=print) -> int:
         try:
             status, output = await board_run.follow(session, plan.run_dir, config.bench_timeout, config.step_timeout,
                                                     on_line=lambda line: say(f"  | {line}"), say=say)
-        except DeployFailed:
+        except DeployFailed as exc:
+            if session.conn is None:       # the link is gone for good; the bench is not
+                raise DeployFailed(f"{exc}; the bench goes on on the board and writes its report into "
+                                   f"~/{plan.run_dir}") from None
             await _fetch(session.conn, config, plan, failed=True)
             raise
         fetched = await _fetch(session.conn, config, plan, failed=status != 0)

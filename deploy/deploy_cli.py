@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from psqs.host import cli_types
+from psqs.common import cli_types
 
 from .board_probe import PYNQ_PYTHON
 

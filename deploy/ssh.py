@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from psqs.host.errors import PsqsError, RunFailed
+from psqs.common.errors import PsqsError, RunFailed
 
 DEFAULT_PORT = 22
 _TARGET = re.compile(r"^(?P<user>[^@\s:]+)@(?P<host>\[[^\]]+\]|[^@\s:\[\]]+)(?::(?P<port>\d+))?$")
@@ -154,6 +154,11 @@ async def sftp_call(target: Target, step: str, timeout: float, coro):
         return await asyncio.wait_for(coro, timeout)
     except asyncio.TimeoutError:
         raise DeployFailed(f"{step} on {target}: no answer within {timeout:g} s") from None
+    except asyncssh.SFTPError as exc:
+        if exc.code in (asyncssh.FX_CONNECTION_LOST, asyncssh.FX_NO_CONNECTION):
+            raise ConnectionLost(f"{step} on {target}: connection lost: {_reason(exc)}") from None
+        # the board answered and refused (no space, quota, permissions): the link is fine
+        raise DeployFailed(f"{step} on {target}: the board refused the transfer: {_reason(exc)}") from None
     except (OSError, asyncssh.Error) as exc:
         raise ConnectionLost(f"{step} on {target}: connection lost: {_reason(exc)}") from None
 

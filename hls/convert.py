@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from psqs.common.errors import PsqsError
+from psqs.common.fixed_point import FixedFormat
 from psqs.hls import csim
-from psqs.host.errors import PsqsError
-from psqs.host.fixed_point import FixedFormat
 
 
 BACKENDS = ("Vitis", "Vivado")
@@ -92,8 +92,10 @@ def hls_config(model, input_format: FixedFormat, backend: str, strategy: str, re
     config["Model"]["Strategy"] = STRATEGIES[strategy]
     config["Model"]["ReuseFactor"] = reuse
     input_name = model.layers[0].name
-    config["LayerName"][input_name]["Precision"]["result"] = \
-        f"{'' if input_format.signed else 'u'}fixed<{input_format.width},{input_format.integer}>"
+    # input_t is the model's input word with its own rounding and overflow modes: an interface
+    # that carries floats converts each one to input_t in C, which must then quantize exactly as
+    # the model's input quantizer does (the packed interface writes input_t's bits directly).
+    config["LayerName"][input_name]["Precision"]["result"] = input_format.hls_type()
     for layer_cfg in config["LayerName"].values():
         if "ReuseFactor" in layer_cfg:
             layer_cfg["ReuseFactor"] = reuse

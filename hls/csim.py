@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host.errors import RunFailed, find_tool, tool_failure
+from psqs.common.errors import RunFailed, find_tool, tool_failure
 
 log = logging.getLogger(__name__)
 

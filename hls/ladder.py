@@ -1,13 +1,19 @@
 """The verification ladder (FINN-style): every rung is one computation compared with another.
 
-The reference on every rung is the model directory's test-vector logits: the QKeras network
-evaluated exactly, in float64 (:mod:`psqs.qap.reference`). Against it:
+The reference on every rung is the QKeras network evaluated exactly, in float64
+(:mod:`psqs.qap.reference`), on the inputs the IP itself computes with: the values its ``input_t``
+holds after the top converted the element the host sent. For psqs's packed codes these are the
+model directory's own test vectors; for a float32 interface the host's float64 -> float32 cast and
+the top's float32 -> ``input_t`` conversion round twice, which moves a few values (a float32 that
+lands on a rounding boundary of ``input_t``), so the reference is recomputed on them
+(:func:`psqs.hls.stage.quantized_inputs`). Against it:
 
 1. the trained QKeras model as Keras runs it, float32 ``predict``. Informational, not a gate:
    float32 holds a sum exactly only up to 24 bits, so 16-bit networks (and wide first layers)
    round some sums; the line reports how many samples differ and by how much.
 2. hls4ml's C simulation of the network - a bit-exact gate;
-3. the AXI-stream top fed the packed words a DMA would send - a bit-exact gate.
+3. the AXI-stream top fed the words a DMA would send - a bit-exact gate against the reference as
+   the output element carries it (the float32 cast of each value for a float interface).
 
 Each comparison is printed as a line (SUCCESS/FAIL for a gate, INFO otherwise), saved as ``.npy``
 and summarized in ``verify.json``, whose ``success`` is that of the gates alone; later stages (RTL,
@@ -21,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host.agreement import compare
+from psqs.common.agreement import compare
 
 __all__ = ["compare", "gate_failures", "qkeras_rung", "report_line", "save"]
 

@@ -11,7 +11,7 @@ import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from psqs.host.errors import RunFailed, tool_failure
+from psqs.common.errors import RunFailed, tool_failure
 
 log = logging.getLogger(__name__)
 

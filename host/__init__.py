@@ -4,7 +4,7 @@ It imports only numpy, pynq and the standard library, and nothing from the other
 because a PYNQ image has no TensorFlow or hls4ml.
 
 ``from psqs.host import Accelerator`` works; the class is imported on first use (PEP 562), so
-that the build stages, which import ``psqs.host.artifact`` and friends, do not load the runtime.
+that the build stages, which import ``psqs.common.artifact`` and friends, do not load the runtime.
 Neither imports pynq: pynq decides at import time whether it talks to a local or a remote board,
 so :class:`Accelerator` imports it only when one is created.
 """

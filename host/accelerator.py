@@ -21,25 +21,19 @@ from typing import ClassVar
 
 import numpy as np
 
+from psqs.common.board_identity import image_board_name
+from psqs.common.codec import FeatureEncoder, decode_bytes
+from psqs.common.errors import PsqsError, RunFailed
+from psqs.common.package import OverlayPackage
+
 from . import pynq_compat
-from .codec import FeatureEncoder, decode_bytes
 from .dma import VLNV as DMA_VLNV
 from .dma import DMAError, DMATimeout, SimpleDMA
-from .errors import PsqsError, RunFailed
-from .package import OverlayPackage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SAMPLES = 16384
 DEFAULT_TIMEOUT_S = 5.0     # every DMA wait may take this long beyond the data's bus time
-
-#: Where a PYNQ image names its board (pynq's own board detection and its PYNQ.remote
-#: ``RemoteDevice.name`` read this file); ``$BOARD`` when it is absent.
-BOARD_NAME_FILE = "/proc/device-tree/chosen/pynq_board"
-#: Test hook, the same one ``psqs deploy``'s board probe honours: a directory prefixed to
-#: :data:`BOARD_NAME_FILE`, so a test can give the local board a device tree of its own.
-#: It is unset on a PYNQ image.
-ENV_BOARD_ROOT = "PSQS_BOARD_ROOT"
 
 
 def _is_remote(device) -> bool:
@@ -51,18 +45,14 @@ def board_name(device, environ=os.environ) -> str | None:
     """The board pynq is talking to, as the board names itself.
 
     A local device's ``name`` is XRT's (``edge`` on a Zynq/ZynqMP image) and names no board, so
-    the board's own device tree is read, then ``$BOARD`` (a PYNQ image sets both). pynq's
+    the image's own name for its board is taken (:mod:`psqs.common.board_identity`). pynq's
     ``RemoteDevice`` already reads the remote board's device tree into its ``name`` over RPC
     (``Unknown`` when the board has none).
     """
     if _is_remote(device):
         name = str(getattr(device, "name", "") or "")
         return None if name in ("", "Unknown") else name
-    try:
-        with open(environ.get(ENV_BOARD_ROOT, "") + BOARD_NAME_FILE, "rb") as f:
-            return f.read().decode(errors="replace").strip("\0\n ") or None
-    except OSError:
-        return environ.get("BOARD") or None
+    return image_board_name(environ)
 
 
 class InputError(PsqsError, ValueError):
@@ -155,9 +145,11 @@ class Accelerator:
         self.overlay = pynq.Overlay(str(self.package.bitstream), download=download)
         self.dma = SimpleDMA(self._ip(self.package.dma.name, DMA_VLNV))
         self.dma.reset(timeout)
-        probe_path = self._ip(self.package.probe.name, self.package.probe.vlnv)["fullpath"]
-        self.probe = functools.reduce(getattr, probe_path.split("/"), self.overlay)   # bound by VLNV
-        self.probe.check_id()
+        self.probe = None
+        if self.package.probe is not None:
+            probe_path = self._ip(self.package.probe.name, self.package.probe.vlnv)["fullpath"]
+            self.probe = functools.reduce(getattr, probe_path.split("/"), self.overlay)   # bound by VLNV
+            self.probe.check_id()
         contract = self.package.contract
         self.input, self.output = contract.input, contract.output
         mean, scale = self.package.scaler

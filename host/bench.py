@@ -29,18 +29,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import classification
+from psqs.common import classification
+from psqs.common.agreement import compare
+from psqs.common.artifact import ArtifactError
+from psqs.common.errors import PsqsError, RunFailed
+
 from .accelerator import Accelerator, CallTiming, board_name
-from .agreement import compare
-from .artifact import ArtifactError
 from .dma import DMAError, DMATimeout
-from .errors import PsqsError, RunFailed
 
 log = logging.getLogger(__name__)
 
 REPORT_KIND = "psqs.run_report"
 PARTIAL_REPORT = "run_report.partial.json"
 
+#: The fabric label of an overlay without a stream probe (an imported hls4ml build).
+NO_PROBE = "none"
 #: Under emulation the probe's counters follow the package's timing model; its manifest
 #: ``timing.source`` says where the model came from, this says how a figure from it is labelled.
 EMULATED_FABRIC_SOURCE = {"rtl": "rtl-sim", "hls_report": "hls-report", "estimate": "estimate"}
@@ -49,6 +52,8 @@ FABRIC_SOURCE_MEANING = {
     "rtl-sim": "the emulated probe, timed by the Verilated RTL's simulated cycles, not measured",
     "hls-report": "the emulated probe, replaying the HLS report's latency and II, not measured",
     "estimate": "the emulated probe, replaying psqs' latency/II formula, not measured",
+    NO_PROBE: "no stream probe in this overlay: no fabric figure is counted or replayed "
+              "(an HLS report's latency/II, if the package has one, is in timing_model, labelled hls-report)",
 }
 #: A call slower than this multiple of its batch size's median is pointed out in the summary.
 OUTLIER_RATIO = 5.0
@@ -71,6 +76,8 @@ class BenchFailed(RunFailed):
 
 def fabric_source(package) -> str:
     """How the probe's figures of ``package`` are labelled (see the module docstring)."""
+    if package.probe is None:
+        return NO_PROBE
     if not package.emulation:
         return "measured"
     source = package.timing.get("source")
@@ -180,15 +187,19 @@ class _Run:
         latencies, timings, spans = [], [], []
         for r in range(repeats):
             self.phase = f"batch size {size} repeat {r + 1}/{repeats}"
-            acc.probe.clear()
+            if acc.probe is not None:
+                acc.probe.clear()
             _, timing, span = self._call(data)
             latencies.append(timing.total)
             timings.append(timing)
             spans.append(span)
-        self.phase = f"batch size {size}: reading the stream probe"
-        # one snapshot, of the last call: over PYNQ.remote each of its register reads is a round trip
-        last_chunk = size - (timings[-1].chunks - 1) * acc.chunk_samples
-        fabric = fabric_figures(acc.probe.snapshot(), last_chunk, acc.output.beats_per_sample, fclk_mhz, source)
+        if acc.probe is None:
+            fabric = {"source": source, "available": False, "reason": FABRIC_SOURCE_MEANING[NO_PROBE]}
+        else:
+            self.phase = f"batch size {size}: reading the stream probe"
+            # one snapshot, of the last call: over PYNQ.remote each of its register reads is a round trip
+            last_chunk = size - (timings[-1].chunks - 1) * acc.chunk_samples
+            fabric = fabric_figures(acc.probe.snapshot(), last_chunk, acc.output.beats_per_sample, fclk_mhz, source)
         stats = _percentiles(latencies)
         slowest = int(np.argmax(latencies))
         return {
@@ -208,19 +219,24 @@ class _Run:
         }
 
     def accuracy(self) -> dict:
+        """Exactness vs the C simulation always; vs the QKeras reference and against labels where
+        the package's test vectors carry them (an imported hls4ml build may have neither)."""
         self.phase = "accuracy"
         vectors, package = self.vectors, self.acc.package
         logits, _, span = self._call(vectors["X"])
         model = package.manifest.get("model") or {}
         classes = model.get("classes") or [str(c) for c in range(logits.shape[1])]
         training = (model.get("metrics") or {}).get("test")
+        labelled = classification.evaluate(logits, vectors["y"], classes, "test vectors") if "y" in vectors else {
+            "top1": None, "auc_macro": None, "sample_set": "test vectors (no labels)", "n": int(logits.shape[0])}
         return {
-            **classification.evaluate(logits, vectors["y"], classes, "test vectors"),
+            **labelled,
             "training": None if training is None else {
                 "sample_set": "test split", "n": training.get("n_jets"), "top1": training.get("accuracy"),
                 "auc_macro": training.get("auc_macro")},
             "vs_csim": compare("board vs C simulation", vectors["csim_logits"], logits),
-            "vs_qkeras": compare("board vs QKeras (exact reference)", vectors["logits"], logits),
+            "vs_qkeras": (compare("board vs QKeras (exact reference)", vectors["logits"], logits)
+                          if "logits" in vectors else None),
             "samples_in": int(vectors["X"].shape[0]),
             "samples_out": int(logits.shape[0]),
             "mm2s_transfers": span,
@@ -320,9 +336,10 @@ def summary(report: dict) -> str:
         trained = (f" (training: {training['top1']:.4f} on {training['sample_set']}, N={training['n']})"
                    if training and training.get("top1") is not None else "")
         auc = f"; AUC (macro) {acc['auc_macro']:.4f}" if acc["auc_macro"] is not None else ""
-        lines.append(f"accuracy   top-1 {acc['top1']:.4f} on {acc['sample_set']}, N={acc['n']}{trained}{auc}")
-        lines.append(f"agreement  exact vs C simulation {acc['vs_csim']['exact_samples']:.2%}, vs QKeras "
-                     f"{acc['vs_qkeras']['exact_samples']:.2%}; "
+        top1 = f"{acc['top1']:.4f}" if acc["top1"] is not None else "- (no labels)"
+        lines.append(f"accuracy   top-1 {top1} on {acc['sample_set']}, N={acc['n']}{trained}{auc}")
+        qkeras = f", vs QKeras {acc['vs_qkeras']['exact_samples']:.2%}" if acc["vs_qkeras"] else ""
+        lines.append(f"agreement  exact vs C simulation {acc['vs_csim']['exact_samples']:.2%}{qkeras}; "
                      f"samples in/out {acc['samples_in']}/{acc['samples_out']}")
     lines.append(f"fabric     figures: {source['label']}: {source['meaning']}")
     lines.append(f"{'batch':>7} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9} {'max ms':>9} {'inf/s':>11} "
@@ -399,7 +416,7 @@ def write_plots(report: dict, directory: Path) -> list[Path]:
         written.append(directory / filename)
         fig.savefig(written[-1], dpi=120, bbox_inches="tight")
         plt.close(fig)
-    if "accuracy" in report:
+    if report.get("accuracy", {}).get("top1") is not None:     # ROC and confusion need labels
         written += classification.write_plots(report["accuracy"], directory, f"{name} on the board")
     return written
 

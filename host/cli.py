@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import bench, cli_common, cli_types, interrupts
+from psqs.common import cli_types, interrupts
+
+from . import bench, cli_common
 from .accelerator import DEFAULT_TIMEOUT_S, Accelerator
 
 

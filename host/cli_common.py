@@ -4,7 +4,7 @@ the subcommand, logging levels, and the one place that turns an expected failure
 
 ``psqs``, ``python3 -m psqs.host`` and ``python -m psqs.deploy.emulator`` all run their command
 through :func:`run`, so a user sees the same thing whichever they typed: one line on stderr for
-anything psqs expected (:class:`~psqs.host.errors.PsqsError`: exit 2 for bad input, 1 for a failed
+anything psqs expected (:class:`~psqs.common.errors.PsqsError`: exit 2 for bad input, 1 for a failed
 run), ``psqs: interrupted`` and exit 130 for Ctrl-C, and a traceback only with ``--debug`` (or
 for a bug). It lives in the board-side package because the board's command line needs it too.
 """
@@ -17,7 +17,7 @@ import sys
 import traceback
 from importlib import metadata
 
-from .errors import PsqsError
+from psqs.common.errors import PsqsError
 
 PREFIX = "psqs: error:"
 INTERRUPTED_STATUS = 130        # 128 + SIGINT, what a shell reports for a Ctrl-C'd command
@@ -25,7 +25,7 @@ INTERRUPTED_STATUS = 130        # 128 + SIGINT, what a shell reports for a Ctrl-
 
 class UsageError(PsqsError):
     """An option or argument the parser refuses (argparse's own checks and the ``type=``
-    validators of :mod:`psqs.host.cli_types`)."""
+    validators of :mod:`psqs.common.cli_types`)."""
 
 
 class ArgumentParser(argparse.ArgumentParser):

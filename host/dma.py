@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from .errors import RunFailed
+from psqs.common.errors import RunFailed
 
 VLNV = "xilinx.com:ip:axi_dma:7.1"
 

@@ -7,11 +7,14 @@ nothing here raises on a version that lacks the patched module (:func:`installed
 
 1. pynqmetadata 0.2.0 reads the PL clock frequency of a Zynq-7000 design from a ZynqMP parameter
    name (``ZynqProcSysCore`` does not override ``clk_freq_param_name``), so ``clock_dict`` says
-   ``None`` and ``Overlay()`` dies in ``Clocks.set_pl_clk(0, clk_mhz=None)`` whenever it has to
-   program the clocks itself — in remote mode on a PYNQ-Z1/Z2, say — although the HWH records
-   ``PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ``. :func:`apply` gives the class the Zynq-7000 name, and
-   only when the bug is present: pynqmetadata 0.1.x (which computes clocks from the divisors and
-   has no ``clk_freq_param_name``), no pynqmetadata at all (pynq 2.x) or a fixed one is left alone.
+   ``None`` and ``Overlay()`` dies in ``Clocks.set_pl_clk(0, clk_mhz=None)`` whenever it programs
+   the clocks (every download, on the board or over PYNQ.remote), although the HWH records
+   ``PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ``. A package psqs builds needs no patch: its ``.hwh`` also
+   carries the value under the ZynqMP name (``psqs.overlays.zynq7_clock``). :func:`apply` is for
+   any other handoff (a user's own Vivado design): it gives the class the Zynq-7000 name, and only
+   when the bug is present: pynqmetadata 0.1.x (which computes clocks from the divisors and has no
+   ``clk_freq_param_name``), no pynqmetadata at all (pynq 2.x) or a fixed one is left alone. The
+   host still calls it, harmlessly, so that an older package (built before the amendment) loads.
 2. pynq keeps its "current overlay" state in its own install directory (a global-state JSON and
    a pickled metadata cache) and reuses the cache whenever the ``.bit`` hash matches, whichever
    device it came from. :func:`clear_state` removes both, so a download always parses the HWH it

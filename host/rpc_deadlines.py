@@ -25,7 +25,7 @@ import atexit
 
 import grpc
 
-from .errors import RunFailed
+from psqs.common.errors import RunFailed
 
 
 _exiting = False

@@ -3,7 +3,7 @@
 Why a probe: timing the model from Python on the board measures Python, the DMA driver and (with
 PYNQ.remote) the network as much as the model. The probe counts ``aclk`` cycles on the model's
 input and output AXI streams; this driver reads them. Its registers are described once, in
-:mod:`psqs.host.stream_probe_regs`. On an emulated board the same registers are filled by the
+:mod:`psqs.common.stream_probe_regs`. On an emulated board the same registers are filled by the
 emulator's model of the streams, so the counts are only as true as the package's timing model;
 :func:`psqs.host.bench.fabric_source` labels every figure with where it came from.
 
@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 
 from pynq import DefaultIP
 
-from . import stream_probe_regs as regs
-from .errors import RunFailed
+from psqs.common import stream_probe_regs as regs
+from psqs.common.errors import RunFailed
 
 log = logging.getLogger(__name__)
 

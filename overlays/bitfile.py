@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 EMULATION_DESIGN = "psqs_emulation"
 _PREAMBLE = b"\x00\x09\x0f\xf0\x0f\xf0\x0f\xf0\x0f\xf0\x00\x00\x01"

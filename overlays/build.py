@@ -13,8 +13,10 @@ step                  produces, and the check after it
                       the exported IP has the design's VLNV and ports, its estimate fits
 ``script``            ``build.tcl``; dry-run through tclsh + the recording shim, the recorded
                       graph must equal the description (all boards' rules, see tcl_replay)
-``implement``         vendor: Vivado run -> .bit, .hwh, reports; routed timing met, design fits
-``emulate``           emulation: .hwh rendered from the description, .bit emulation image
+``implement``         vendor: Vivado run -> .bit, .hwh (+ the Zynq-7000 clock amendment), reports;
+                      routed timing met, design fits
+``emulate``           emulation: .hwh rendered from the description (amendment included), .bit
+                      emulation image
 ``handoff``           pynq's own parser on the package's .hwh agrees with the design
 ``package``           test vectors, emulation/ files, report.json, manifest.json; the packaged
                       C simulation reproduces the test vectors bit-exactly, ``OverlayPackage``
@@ -40,16 +42,16 @@ from pathlib import Path
 
 import numpy as np
 from psqs.board_configs import Board, board_names, load_board
+from psqs.common import codec
+from psqs.common import package as host_package
+from psqs.common import stream_probe_regs as regs
+from psqs.common.artifact import ArtifactError, staged_directory, write_manifest
+from psqs.common.errors import HOW_TO_GET, PsqsError, ToolMissing
 from psqs.hls import reports as hls_reports
 from psqs.hls import vendor as hls_vendor
-from psqs.host import codec
-from psqs.host import package as host_package
-from psqs.host import stream_probe_regs as regs
-from psqs.host.artifact import ArtifactError, staged_directory, write_manifest
-from psqs.host.errors import HOW_TO_GET, PsqsError, ToolMissing
 from psqs.overlays.ip import stream_probe
 
-from . import bitfile, handoff, hwh, model_ip, tcl, tcl_replay, vendor
+from . import bitfile, handoff, hwh, model_ip, tcl, tcl_replay, vendor, zynq7_clock
 from .design import BlockDesign, describe
 from .vendor import BuildError
 from .vivado_reports import parse_timing_summary, parse_utilization
@@ -102,6 +104,7 @@ class State:
     hls_report: dict | None = None
     ip_repos: list[Path] = field(default_factory=list)
     bitstream: dict | None = None
+    hwh: dict | None = None
     report: dict = field(default_factory=dict)
 
 
@@ -209,6 +212,7 @@ def step_implement(state: State, script: Path) -> None:
     vendor.check_timing(timing, vivado_dir / out.timing)
     shutil.copy(vivado_dir / out.bit, state.staged / f"{state.name}.bit")
     shutil.copy(vivado_dir / out.hwh, state.staged / f"{state.name}.hwh")
+    _amend_handoff(state, "vivado")
     header = bitfile.read_header(state.staged / f"{state.name}.bit")
     state.bitstream = {"file": f"{state.name}.bit", "bin_sha256": hashlib.sha256(header.bin).hexdigest(),
                        "design_name": header.design, "part": header.part, "emulation": False}
@@ -222,6 +226,7 @@ def step_implement(state: State, script: Path) -> None:
 def step_emulate(state: State) -> None:
     """The emulation .hwh (from the description) and .bit (identity image)."""
     (state.staged / f"{state.name}.hwh").write_text(hwh.render(state.design))
+    _amend_handoff(state, "psqs.overlays.hwh")
     model, board = state.model, state.board
     identity = {**model.identity, "board": board.name, "part": board.part,
                 "io": model.manifest["io"], "ips": {k: v["base"] for k, v in state.design.ips.items()}}
@@ -236,6 +241,23 @@ def step_emulate(state: State) -> None:
                                    "and the .hwh is rendered from the block-design description"})
     log.info("emulate: %s (.bin sha256 %s…), %s", bit.name, state.bitstream["bin_sha256"][:16],
              f"{state.name}.hwh")
+
+
+def _amend_handoff(state: State, written_by: str) -> None:
+    """Give the package's .hwh :mod:`.zynq7_clock`'s amendment and record it for the manifest.
+
+    A Vivado handoff gets it here (the manifest keeps the sha256 of the file as Vivado wrote it,
+    so a reader can tell which lines psqs added); :func:`psqs.overlays.hwh.render` already
+    applied it to an emulation one, so there this only reads back what it carries.
+    """
+    path = state.staged / f"{state.name}.hwh"
+    as_written = hashlib.sha256(path.read_bytes()).hexdigest()
+    added = zynq7_clock.amend_file(path)
+    state.hwh = {"written_by": written_by, **({"vivado_sha256": as_written} if written_by == "vivado" else {}),
+                 "added_parameters": added, "why": zynq7_clock.WHY if added else None}
+    if added:
+        log.info("hwh: %s carries %s (Zynq-7000 PL clocks under the name pynq 4.0 reads)", path.name,
+                 ", ".join(f"{k}={v}" for k, v in added.items()))
 
 
 def step_handoff(state: State) -> None:
@@ -278,6 +300,17 @@ def _check_emulation(state: State) -> dict:
     return {"checked": True, "samples": int(expected.shape[0]), "exact": True}
 
 
+
+def board_fields(board, fclk_actual_mhz: float) -> dict:
+    """The manifest's ``board``: what the board side checks and needs, readable without yaml."""
+    return {"name": board.name, "part": board.part, "board_part": board.board_part,
+            "family": board.family, "ps": board.ps, "arch": board.arch, "pynq_board": board.pynq_board,
+            "pynq_remote": board.pynq_remote,   # the board side checks its path without yaml
+            "pynq_remote_boards": [n for n in board_names() if load_board(n).pynq_remote],
+            "fclk": board.fclk, "fclk_mhz": board.fclk_mhz, "fclk_actual_mhz": fclk_actual_mhz,
+            "ddr_base": board.ddr_base, "ddr_size": board.ddr_size, "hp_port": board.hp_port,
+            "hp_data_width": board.hp_data_width, "gp_port": board.gp_port, "pl_slave_base": board.pl_slave_base}
+
 def step_package(state: State) -> None:
     model, board, design = state.model, state.board, state.design
     shutil.copy(model.path / model_ip.TEST_VECTORS, state.staged / model_ip.TEST_VECTORS)
@@ -291,14 +324,7 @@ def step_package(state: State) -> None:
     probe = design.role("probe")
     fields = {
         "name": state.name,
-        "board": {"name": board.name, "part": board.part, "board_part": board.board_part,
-                  "family": board.family, "ps": board.ps, "arch": board.arch, "pynq_board": board.pynq_board,
-                  "pynq_remote": board.pynq_remote,   # the board side checks its path without yaml
-                  "pynq_remote_boards": [n for n in board_names() if load_board(n).pynq_remote],
-                  "fclk": board.fclk, "fclk_mhz": board.fclk_mhz,
-                  "fclk_actual_mhz": design.ps.fclk.actual_mhz, "ddr_base": board.ddr_base,
-                  "ddr_size": board.ddr_size, "hp_port": board.hp_port, "hp_data_width": board.hp_data_width,
-                  "gp_port": board.gp_port, "pl_slave_base": board.pl_slave_base},
+        "board": board_fields(board, design.ps.fclk.actual_mhz),
         "emulation": state.config.emulation,
         "io": model.manifest["io"],
         "ips": design.ips,
@@ -312,8 +338,12 @@ def step_package(state: State) -> None:
         "hls": model.manifest.get("hls"),
         "emulation_model": model.emulation_model,
         "bitstream": state.bitstream,
-        "design": {"bd": design.name, "cells": {c.name: c.vlnv for c in design.cells},
-                   "model_cell": model.cell, "clock": {"pin": design.ps.clock_pin,
+        "hwh": state.hwh,
+        "design": {"bd": design.name, "cells": {design.pynq_name(c.name): c.vlnv for c in design.cells},
+                   "model_cell": design.pynq_name(model.cell),
+                   "hierarchy": {design.hierarchy: [design.pynq_name(c) for c in design.grouped]}
+                   if design.hierarchy else {},
+                   "clock": {"pin": design.ps.clock_pin,
                                                        "requested_mhz": design.ps.fclk.requested_mhz,
                                                        "actual_mhz": design.ps.fclk.actual_mhz,
                                                        "divisors": [design.ps.fclk.divisor0, design.ps.fclk.divisor1]}},

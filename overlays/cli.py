@@ -2,7 +2,7 @@
 
 ``deploy/cli.py`` wires it in with ``add_parser(subparsers)``; the subcommand's function is
 :func:`run`. Its expected failures (bad input, missing tools, failed timing, a design that does
-not fit) are :class:`psqs.host.errors.PsqsError`, which ``psqs`` prints as one line.
+not fit) are :class:`psqs.common.errors.PsqsError`, which ``psqs`` prints as one line.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from psqs.board_configs import board_names
-from psqs.host.cli_types import integer
+from psqs.common.cli_types import integer
 
 from .build import BuildConfig
 from .build import run as build_run

@@ -19,6 +19,21 @@ Its stream widths are the I/O contract's bus widths and its memory-mapped width 
 
 Addresses: the DMA sits 0x40_0000 into the board's general-purpose master window, where the
 hls4ml PYNQ-Z2 design has it (0x4040_0000), and the probe in the next 64 KiB.
+
+Layout: a model IP converted for hls4ml's interface (``psqs convert --interface hls4ml-*``) asks
+for hls4ml's hierarchy: the DMA and the model IP grouped into ``hier_0`` (hls4ml's TCL does
+``group_bd_cells hier_0 axi_dma_0 <name>_axi_0``), so pynq names the DMA ``hier_0/axi_dma_0`` and
+hls4ml users' drivers (``self.hier_0.axi_dma_0``) find it. The stream probe stays at the top level,
+on the streams between them: pynq's ``hier_0`` then holds exactly hls4ml's two IPs. Cells keep
+their Vivado names (the script creates and connects them flat, then groups them, as hls4ml's does);
+:meth:`BlockDesign.pynq_name` is the name pynq sees, which the handoff, ``ips`` and the manifest use.
+
+DMA bursts (:func:`dma_burst`): the longest burst the AXI DMA accepts (2..256 beats) that the HP
+port takes whole and that stays inside AXI's 4 KiB boundary. A Zynq-7000 HP port is an AXI3
+slave, whose bursts end at 16 beats: a longer DMA burst gains nothing there, because the
+interconnect's AXI4-to-AXI3 conversion splits it into 16-beat bursts anyway. A ZynqMP HP port is
+AXI4 and takes 256-beat bursts (hls4ml's value): one address handshake per 256 beats instead
+of per 16.
 """
 from __future__ import annotations
 
@@ -26,8 +41,8 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from psqs.board_configs import Board
-from psqs.host import stream_probe_regs as regs
-from psqs.host.errors import PsqsError
+from psqs.common import stream_probe_regs as regs
+from psqs.common.errors import PsqsError
 from psqs.overlays.ip.stream_probe import ipxact
 
 from .interfaces import Interface, ScalarPin, axi_full, axi_lite, axis
@@ -42,7 +57,9 @@ RESET_VLNV = "xilinx.com:ip:proc_sys_reset:5.0"
 DMA_LENGTH_WIDTH = 26
 DMA_MAX_TRANSFER_BYTES = (1 << DMA_LENGTH_WIDTH) - 1
 DMA_ADDR_WIDTH = 32
-DMA_BURST = 16                        # beats per AXI burst (the IP's default)
+DMA_BURSTS = (2, 4, 8, 16, 32, 64, 128, 256)   # c_mm2s/s2mm_burst_size values the AXI DMA accepts
+HP_MAX_BURST = {"AXI3": 16, "AXI4": 256}        # longest burst of an AXI3 / AXI4 slave port
+AXI_BOUNDARY_BYTES = 4096                       # no AXI burst may cross a 4 KiB boundary
 DMA_LITE_ADDR_WIDTH = 10              # the AXI DMA's register file: 1 KiB decoded
 DMA_REGISTER_BLOCK = ("Reg", 4096)
 DMA_STREAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -123,17 +140,20 @@ class Segment:
 
 @dataclass(frozen=True)
 class DmaSettings:
-    name: str
+    name: str            # as pynq names it (hier_0/axi_dma_0 in hls4ml's layout)
     length_width: int
     max_transfer_bytes: int
     mm2s_tdata_width: int
     s2mm_tdata_width: int
     mm_data_width: int
+    burst: int
+    burst_rule: str
 
     def to_dict(self) -> dict:
         return {"name": self.name, "max_transfer_bytes": self.max_transfer_bytes,
                 "length_width": self.length_width, "mm2s_tdata_width": self.mm2s_tdata_width,
                 "s2mm_tdata_width": self.s2mm_tdata_width, "mm_data_width": self.mm_data_width,
+                "burst_beats": self.burst, "burst_rule": self.burst_rule,
                 "mode": "simple (direct register, no scatter-gather)",
                 "note": f"c_sg_length_width {self.length_width}: one transfer moves at most "
                         f"2^{self.length_width} - 1 = {self.max_transfer_bytes} bytes"}
@@ -150,6 +170,8 @@ class BlockDesign:
     interface_nets: tuple[InterfaceNet, ...]
     nets: tuple[Net, ...]
     segments: tuple[Segment, ...]
+    hierarchy: str | None = None      # the hierarchy grouping ``grouped`` (hls4ml's hier_0), if any
+    grouped: tuple[str, ...] = ()
 
     def cell(self, name: str) -> Cell:
         for c in self.cells:
@@ -160,14 +182,35 @@ class BlockDesign:
     def role(self, role: str) -> Cell:
         return next(c for c in self.cells if c.role == role)
 
+    def pynq_name(self, cell: str) -> str:
+        """The cell's full name in the built design, which pynq uses: ``hier_0/axi_dma_0`` inside
+        the hierarchy, the cell's own name outside it."""
+        return _full_name(self.hierarchy, self.grouped, cell)
+
     @cached_property
     def ips(self) -> dict[str, dict]:
         """Every PS-addressable IP as pynq's ip_dict will name it: {vlnv, base, range}."""
-        return {s.slave.cell: {"vlnv": self.cell(s.slave.cell).vlnv, "base": s.base, "range": s.range}
+        return {self.pynq_name(s.slave.cell): {"vlnv": self.cell(s.slave.cell).vlnv, "base": s.base,
+                                               "range": s.range}
                 for s in self.segments if s.memtype == "REGISTER"}
 
 
-def _dma(name: str, board: Board, model: ModelIp) -> tuple[Cell, DmaSettings]:
+def _full_name(hierarchy: str | None, grouped: tuple[str, ...], cell: str) -> str:
+    return f"{hierarchy}/{cell}" if cell in grouped else cell
+
+
+def dma_burst(hp: Interface) -> tuple[int, str]:
+    """Beats per DMA burst on ``hp`` (the board's HP port) and why: see the module docstring."""
+    limit = min(HP_MAX_BURST[hp.protocol], AXI_BOUNDARY_BYTES // (hp.data_width // 8))
+    beats = max(b for b in DMA_BURSTS if b <= limit)
+    return beats, (f"{beats} beats: the longest AXI DMA burst ({', '.join(map(str, DMA_BURSTS))}) that the "
+                   f"{hp.protocol} port {hp.name} takes whole (at most {HP_MAX_BURST[hp.protocol]} beats) "
+                   f"and that stays within AXI's {AXI_BOUNDARY_BYTES}-byte boundary at {hp.data_width} bits"
+                   + ("; a longer one would only be split into 16-beat AXI3 bursts by the interconnect"
+                      if hp.protocol == "AXI3" else ""))
+
+
+def _dma(name: str, pynq_name: str, board: Board, hp: Interface, model: ModelIp) -> tuple[Cell, DmaSettings]:
     i_w, o_w, mm_w = model.contract.input.bus_bits, model.contract.output.bus_bits, board.hp_data_width
     for what, width in (("io.input.bus_bits", i_w), ("io.output.bus_bits", o_w)):
         if width not in DMA_STREAM_WIDTHS:
@@ -180,12 +223,13 @@ def _dma(name: str, board: Board, model: ModelIp) -> tuple[Cell, DmaSettings]:
     if mm_w not in DMA_MM_WIDTHS:
         raise DesignError(f"{board.source}: ps.hp_data_width={mm_w}: the AXI DMA's memory-mapped side "
                           f"is {', '.join(map(str, DMA_MM_WIDTHS))} bits")
-    settings = DmaSettings(name, DMA_LENGTH_WIDTH, DMA_MAX_TRANSFER_BYTES, i_w, o_w, mm_w)
+    burst, burst_rule = dma_burst(hp)
+    settings = DmaSettings(pynq_name, DMA_LENGTH_WIDTH, DMA_MAX_TRANSFER_BYTES, i_w, o_w, mm_w, burst, burst_rule)
     config = {"c_include_sg": "0", "c_sg_length_width": str(DMA_LENGTH_WIDTH),
               "c_addr_width": str(DMA_ADDR_WIDTH),
               "c_m_axi_mm2s_data_width": str(mm_w), "c_m_axis_mm2s_tdata_width": str(i_w),
               "c_m_axi_s2mm_data_width": str(mm_w), "c_s_axis_s2mm_tdata_width": str(o_w),
-              "c_mm2s_burst_size": str(DMA_BURST), "c_s2mm_burst_size": str(DMA_BURST),
+              "c_mm2s_burst_size": str(burst), "c_s2mm_burst_size": str(burst),
               "c_include_mm2s_dre": "0", "c_include_s2mm_dre": "0"}
     read = axi_full(DMA_ADDR_WIDTH, mm_w, id_width=0, axi3=False, write=False, qos=False,
                     lock=False, ids=False)
@@ -280,7 +324,8 @@ def describe(board: Board, model: ModelIp) -> BlockDesign:
     """The block design of ``model`` on ``board``; :class:`DesignError` if they do not fit together."""
     _check_model(board, model)
     ps = processing_system(board)
-    dma, dma_settings = _dma("axi_dma_0", board, model)
+    grouped = ("axi_dma_0", model.cell) if model.hierarchy else ()
+    dma, dma_settings = _dma("axi_dma_0", _full_name(model.hierarchy, grouped, "axi_dma_0"), board, ps.hp, model)
     probe = _probe("stream_probe_0", model)
     model_cell = Cell(model.cell, model.vlnv, "model", (model.input, model.output), model.pins, {})
     ps_cell = Cell(ps.cell, ps.vlnv, "ps", (ps.gp, ps.hp), ps.pins, dict(ps.config))
@@ -347,4 +392,5 @@ def describe(board: Board, model: ModelIp) -> BlockDesign:
                               f"{board.gp_port} window {board.pl_slave_base:#x}+{board.pl_slave_size:#x}")
     if board.ddr_base + board.ddr_size > 1 << DMA_ADDR_WIDTH:
         raise DesignError(f"{board.source}: ddr window ends above 4 GiB; the DMA addresses {DMA_ADDR_WIDTH} bits")
-    return BlockDesign(BD_NAME, board, ps, model, dma_settings, cells, interface_nets, nets, tuple(segments))
+    return BlockDesign(BD_NAME, board, ps, model, dma_settings, cells, interface_nets, nets, tuple(segments),
+                       model.hierarchy, grouped)

@@ -5,17 +5,18 @@ emulation build), the package must not be written unless pynq would find in it w
 manifest promises: the DMA and the probe at the manifest's addresses, the DMA parameters pynq's
 driver reads, the design clock enabled at the board's frequency and, on a ZynqMP, the PS-PL port
 widths pynq programs at download. The parse is pynq 4.0's own: pynqmetadata's ``HwhFrontend``
-and ``RuntimeMetadataParser`` (what ``pynq.Overlay`` gets from its bitstream handler), after
-:func:`psqs.host.pynq_compat.apply` for the Zynq-7000 clock bug.
+and ``RuntimeMetadataParser`` (what ``pynq.Overlay`` gets from its bitstream handler), unpatched:
+a user's plain script parses the package the same way, so the clock check below is also the check
+that :mod:`psqs.overlays.zynq7_clock`'s amendment lets pynq 4.0 read a Zynq-7000 clock.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from psqs.host import pynq_compat
-from psqs.host.errors import RunFailed
+from psqs.common.errors import RunFailed
 
+from . import zynq7_clock
 from .design import BlockDesign
 
 
@@ -28,7 +29,6 @@ def parse(path: Path):
     from pynqmetadata.frontends import Metadata
     from pynqmetadata.views.runtime import RuntimeMetadataParser
 
-    pynq_compat.apply()
     try:
         return RuntimeMetadataParser(Metadata(input=str(path)))
     except Exception as exc:  # noqa: BLE001 -- pynqmetadata raises exceptions of many unrelated kinds
@@ -65,6 +65,13 @@ def check(parser, design: BlockDesign) -> list[str]:
     for key, value in design.ps.width_parameters.items():   # pynq writes these into a ZynqMP PS
         if params.get(key) != value:
             problems.append(f"PS parameter {key} is {params.get(key)!r}, expected {value}")
+    if ":processing_system7:" in ip.get(parser.ps_name, {}).get("type", ""):
+        # in a process that patched pynqmetadata the clock above reads right without the amendment
+        key = zynq7_clock.TARGET.format(n=board.fclk)
+        carried = params.get(key)
+        if carried is None or not math.isclose(float(carried), board.fclk_mhz, rel_tol=0.01):
+            problems.append(f"PS parameter {key} is {carried!r}, expected {board.fclk_mhz:g} "
+                            "(where pynq 4.0 reads a Zynq-7000 clock, see psqs.overlays.zynq7_clock)")
     return problems
 
 

@@ -15,6 +15,12 @@ cell PARAMETERS, ADDRESSBLOCKS with the register maps, PORTS with CONNECTIONs, B
 PORTMAPs, and the masters' MEMORYMAP. The DMA's register block is Vivado's, fields included, so
 ``ol.axi_dma_0.register_map.MM2S_DMASR.Idle`` works as on a board. What it leaves out, no pynq
 code reads: DOCUMENTS, the PS's thousand DDR and MIO settings, the unassigned PS segments.
+Like every package handoff, a Zynq-7000 one then gets :mod:`psqs.overlays.zynq7_clock`'s copy of
+its PL clock frequencies under the name pynq 4.0 reads.
+
+A cell inside a hierarchy is written as Vivado writes it: FULLNAME ``/hier_0/axi_dma_0`` (from
+which pynq takes ``hier_0/axi_dma_0`` and builds the ``hier_0`` hierarchy), INSTANCE
+``hier_0_axi_dma_0`` (what every CONNECTION and MEMRANGE names), Component_Name from the leaf.
 """
 from __future__ import annotations
 
@@ -22,9 +28,10 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
-from psqs.host import stream_probe_regs as regs
-from psqs.host.errors import RunFailed
+from psqs.common import stream_probe_regs as regs
+from psqs.common.errors import RunFailed
 
+from . import zynq7_clock
 from .design import BlockDesign, Cell, InterfaceNet, Net
 from .interfaces import Interface, ScalarPin
 from .ps import EXTERNAL_INTERFACE_VLNV
@@ -152,6 +159,11 @@ class _Writer:
         for net in design.nets:
             self._link_net(net)
 
+    def _instance(self, cell: str) -> str:
+        """Vivado's INSTANCE of a cell: its full name with ``_`` for ``/`` (other ends, such as
+        the external ports' ``<bd>_imp``, pass unchanged)."""
+        return self.d.pynq_name(cell).replace("/", "_")
+
     # ---------------------------------------------------------------- connectivity
 
     def _link_interfaces(self, net: InterfaceNet) -> None:
@@ -191,7 +203,7 @@ class _Writer:
         if linked:
             cons = _sub(port, "CONNECTIONS")
             for other_cell, other_port in linked[1]:
-                _sub(cons, "CONNECTION", INSTANCE=other_cell, PORT=other_port)
+                _sub(cons, "CONNECTION", INSTANCE=self._instance(other_cell), PORT=other_port)
 
     def _external(self, root: ET.Element) -> None:
         ports, interfaces = _sub(root, "EXTERNALPORTS"), _sub(root, "EXTERNALINTERFACES")
@@ -347,7 +359,8 @@ class _Writer:
 
     def _module(self, modules: ET.Element, cell: Cell) -> None:
         _, _, modtype, version = cell.vlnv.split(":")
-        attrs = {"FULLNAME": f"/{cell.name}", "HWVERSION": version, "INSTANCE": cell.name}
+        attrs = {"FULLNAME": f"/{self.d.pynq_name(cell.name)}", "HWVERSION": version,
+                 "INSTANCE": self._instance(cell.name)}
         if cell.role == "ps":
             attrs = {"CONFIGURABLE": "TRUE", **attrs, "IPTYPE": "PERIPHERAL", "IS_ENABLE": "1",
                      "IS_PL": "FALSE"}
@@ -388,7 +401,8 @@ class _Writer:
             memmap = _sub(module, "MEMORYMAP")
             for s in ranges:
                 _sub(memmap, "MEMRANGE", ADDRESSBLOCK=s.block, BASENAME="C_BASEADDR", BASEVALUE=_hex(s.base),
-                     HIGHNAME="C_HIGHADDR", HIGHVALUE=_hex(s.base + s.range - 1), INSTANCE=s.slave.cell,
+                     HIGHNAME="C_HIGHADDR", HIGHVALUE=_hex(s.base + s.range - 1),
+                     INSTANCE=self._instance(s.slave.cell),
                      IS_DATA="TRUE", IS_INSTRUCTION="TRUE", MASTERBUSINTERFACE=s.master.pin,
                      MEMTYPE=s.memtype, SLAVEBUSINTERFACE=s.slave.pin)
 
@@ -413,6 +427,6 @@ class _Writer:
 
 
 def render(design: BlockDesign, now: datetime | None = None) -> str:
-    """The ``.hwh`` text of ``design``."""
+    """The ``.hwh`` text of ``design``, with :func:`psqs.overlays.zynq7_clock.amend` applied."""
     now = now or datetime.now(timezone.utc)
-    return _Writer(design).render(now.strftime("%a %b %d %H:%M:%S %Y"))
+    return zynq7_clock.amend(_Writer(design).render(now.strftime("%a %b %d %H:%M:%S %Y")))[0]

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psqs.host.artifact import MANIFEST, peek_kind, read_manifest, sha256_file
-from psqs.host.contract import ContractError, IOContract
-from psqs.host.errors import PsqsError
+from psqs.common.artifact import MANIFEST, peek_kind, read_manifest, sha256_file
+from psqs.common.contract import ContractError, IOContract
+from psqs.common.errors import PsqsError
 
 from .interfaces import Interface, ScalarPin, axis
 
 log = logging.getLogger(__name__)
+
+_CELL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 HLS_KIND, HLS_FORMAT = "psqs.hls", 1
 TEST_VECTORS = "test_vectors.npz"
@@ -71,6 +74,8 @@ class ModelIp:
     measured_timing: dict | None = None
     repo: Path | None = None          # IP repository (RTL); an HLS IP is exported by the vendor build
     identity: dict = field(default_factory=dict)
+    #: block-design hierarchy the layout asks for (hls4ml's ``hier_0``; ``psqs convert --interface``)
+    hierarchy: str | None = None
 
     @property
     def pins(self) -> tuple[ScalarPin, ...]:
@@ -133,6 +138,10 @@ def _hls(path: Path) -> ModelIp:
                        *((f, "emulation/firmware/" + f[len(firmware):])
                          for f in sorted(files) if f.startswith(firmware)))
     top = hls["top"]
+    hierarchy = (manifest.get("interface") or {}).get("hierarchy")   # absent before --interface existed
+    if hierarchy is not None and not (isinstance(hierarchy, str) and _CELL_NAME.match(hierarchy)):
+        raise ModelIpError(f"{where}: interface.hierarchy={hierarchy!r}: must be a block-design cell name "
+                           f"(a letter, then letters, digits, underscores)")
     return ModelIp(
         kind="hls", path=path, manifest=manifest, contract=contract, vlnv=hls["vlnv"], cell=f"{top}_0",
         input=_stream("in_r", contract.input.bus_bits, False, "in_r_", True, strb=True, side_bits=side),
@@ -149,7 +158,8 @@ def _hls(path: Path) -> ModelIp:
                                  "its weights from weights/ next to it"},
         identity={"kind": HLS_KIND, "source_manifest_sha256": sha256_file(path / MANIFEST),
                   "model_sha256": _field(manifest, where, "model", "model_sha256"),
-                  "library_sha256": files[library]})
+                  "library_sha256": files[library]},
+        hierarchy=hierarchy)
 
 
 def _rtl(path: Path) -> ModelIp:
@@ -228,6 +238,20 @@ def estimate_timing(model: ModelIp) -> dict:
                     "to the first output beat; II = max(input beats, output beats, reuse)"}
 
 
+def hls_report_timing(latency: dict | None, interval: dict | None, out_beats: int, where: str, tool: str) -> dict:
+    """The emulator's timing from an HLS report's worst-case latency and interval (``{min, max}``
+    cycles): the report's latency runs to the last output write, the timing model's to the first
+    output beat, ``out_beats - 1`` beats earlier."""
+    latency, interval = latency or {}, interval or {}
+    if latency.get("max") is None or interval.get("max") is None:
+        raise ModelIpError(f"{where}: synthesized but without latency/interval ({latency}, {interval})")
+    after_first = out_beats - 1
+    return {"source": "hls_report", "latency_cycles": max(int(latency["max"]) - after_first, 0),
+            "ii_cycles": int(interval["max"]), "hls_latency_cycles": int(latency["max"]),
+            "note": f"worst case scheduled by {tool.strip()}; HLS latency {latency['max']} runs to the last "
+                    f"output write, minus {after_first} later output beat(s)"}
+
+
 def timing(model: ModelIp, fclk_mhz: float, hls_report: dict | None) -> dict:
     """The manifest's ``timing``: measured RTL cycles, else HLS report, else the estimate."""
     base = {"fclk_mhz": fclk_mhz, "definition": "latency_cycles: first input beat -> first output beat "
@@ -236,16 +260,10 @@ def timing(model: ModelIp, fclk_mhz: float, hls_report: dict | None) -> dict:
         return {"source": "rtl", **model.measured_timing, **base,
                 "note": f"measured on the RTL ({model.path / MANIFEST})"}
     if hls_report and hls_report.get("synthesized"):
-        latency, interval = hls_report.get("latency_cycles") or {}, hls_report.get("interval_cycles") or {}
-        if latency.get("max") is None or interval.get("max") is None:
-            raise ModelIpError(f"HLS report of {model.path}: synthesized but without latency/interval "
-                               f"({hls_report.get('latency_cycles')}, {hls_report.get('interval_cycles')})")
-        after_first = model.contract.output.beats_per_sample - 1
-        return {"source": "hls_report", "latency_cycles": max(int(latency["max"]) - after_first, 0),
-                "ii_cycles": int(interval["max"]), "hls_latency_cycles": int(latency["max"]), **base,
-                "note": f"worst case scheduled by {hls_report.get('tool', 'the HLS tool')} "
-                        f"{hls_report.get('version') or ''}; HLS latency {latency['max']} runs to the last "
-                        f"output write, minus {after_first} later output beat(s)"}
+        return {**hls_report_timing(hls_report.get("latency_cycles"), hls_report.get("interval_cycles"),
+                                    model.contract.output.beats_per_sample, f"HLS report of {model.path}",
+                                    f"{hls_report.get('tool', 'the HLS tool')} {hls_report.get('version') or ''}"),
+                **base}
     estimate = estimate_timing(model)
     return {"source": "estimate", "latency_cycles": estimate["latency_cycles"],
             "ii_cycles": estimate["ii_cycles"], **base, "note": estimate["note"]}

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psqs.board_configs import Board
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 from .interfaces import Interface, ScalarPin, axi_full
 

@@ -106,6 +106,9 @@ def render(design: BlockDesign, name: str, ip_repos: list[Path]) -> str:
         lines.append(f"assign_bd_address -offset 0x{s.base:08X} -range 0x{s.range:08X} "
                      f"-target_address_space [get_bd_addr_spaces {s.space_path}] "
                      f"[get_bd_addr_segs {s.path}] -force")
+    if design.hierarchy:
+        lines += ["", f"# ---- hls4ml's layout: {', '.join(design.grouped)} into {design.hierarchy}, as its script does",
+                  f"group_bd_cells {design.hierarchy} " + " ".join(f"[get_bd_cells {c}]" for c in design.grouped)]
     lines += [
         "validate_bd_design",
         "save_bd_design",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psqs.board_configs.schema import FAMILIES
-from psqs.host.errors import RunFailed, find_tool, tool_failure
+from psqs.common.errors import RunFailed, find_tool, tool_failure
 
 from .design import BlockDesign
 from .tcl import Outputs
@@ -117,6 +117,11 @@ proc assign_bd_address {args} {
     psqs_emit address [psqs_strip [psqs_opt $args -target_address_space] space] \
         [psqs_strip [lindex $pos 0] seg] [psqs_opt $args -offset] [psqs_opt $args -range]
 }
+proc group_bd_cells {name args} {
+    set cells {}
+    foreach c $args { lappend cells [psqs_strip $c cell] }
+    psqs_emit group $name {*}$cells
+}
 proc validate_bd_design {args} { psqs_emit validate_bd_design }
 proc save_bd_design {args} { psqs_emit save_bd_design }
 proc get_files {args} {
@@ -180,6 +185,7 @@ class Recording:
     properties: list[tuple[str, str, str]] = field(default_factory=list)
     bd: str | None = None
     cells: dict[str, str] = field(default_factory=dict)    # name -> vlnv
+    groups: dict[str, list[str]] = field(default_factory=dict)   # hierarchy -> cells grouped into it
     automation: dict[str, tuple[str, str]] = field(default_factory=dict)
     interface_nets: list[tuple[str, str, str]] = field(default_factory=list)   # name, a, b
     nets: dict[str, list[str]] = field(default_factory=dict)                     # name -> pins
@@ -238,6 +244,8 @@ def replay(script: Path, args: tuple[str, ...] = ("2",)) -> Recording:
             rec.bd = f[0]
         elif kind == "cell":
             rec.cells[f[0]] = f[1]
+        elif kind == "group":
+            rec.groups[f[0]] = f[1:]
         elif kind == "automation":
             rec.automation[f[0]] = (f[1], f[2])
         elif kind == "intf_net":
@@ -311,7 +319,7 @@ def check(rec: Recording, design: BlockDesign, name: str, ip_repos: list[Path]) 
         bad("interface connections differ from the description")
 
     # stream widths against the contract (the manifest's bus widths)
-    dma, probe = rec.config(design.dma.name), rec.config(design.role("probe").name)
+    dma, probe = rec.config(design.role("dma").name), rec.config(design.role("probe").name)
     for what, got, want in (
             ("axi_dma c_m_axis_mm2s_tdata_width", dma.get("c_m_axis_mm2s_tdata_width"), contract.input.bus_bits),
             ("axi_dma c_s_axis_s2mm_tdata_width", dma.get("c_s_axis_s2mm_tdata_width"), contract.output.bus_bits),
@@ -365,6 +373,9 @@ def check(rec: Recording, design: BlockDesign, name: str, ip_repos: list[Path]) 
     for report, wanted in (("utilization", out.utilization), ("timing_summary", out.timing)):
         if not rec.reports.get(report, "").endswith("/" + wanted):
             bad(f"report_{report} does not write {wanted}")
+    expected_groups = {design.hierarchy: list(design.grouped)} if design.hierarchy else {}
+    if rec.groups != expected_groups:
+        bad(f"hierarchies {rec.groups} differ from the description {expected_groups}")
     if "validate_bd_design" not in rec.steps:
         bad("the block design is never validated")
     return problems

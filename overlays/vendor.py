@@ -21,7 +21,7 @@ from psqs.board_configs import Board
 from psqs.hls import vendor as hls_vendor
 
 from psqs.board_configs.fit import overflows
-from psqs.host.errors import RunFailed, tool_failure
+from psqs.common.errors import RunFailed, tool_failure
 
 log = logging.getLogger(__name__)
 

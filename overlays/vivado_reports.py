@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 __all__ = ["ReportError", "parse_utilization", "parse_timing_summary"]
 

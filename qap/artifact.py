@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host import npz
-from psqs.host.artifact import MANIFEST, ArtifactError, read_manifest, sha256_file
-from psqs.host.fixed_point import FixedFormat
+from psqs.common import npz
+from psqs.common.artifact import MANIFEST, ArtifactError, read_manifest, sha256_file
+from psqs.common.fixed_point import FixedFormat
 
 from .config import TrainConfig
 from .split import Standardizer

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 PRUNING_METHODS = ("none", "imp-ft", "imp-lt", "gradual")
 FLOAT_BITS = 32

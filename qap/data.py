@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host import npz
-from psqs.host.errors import PsqsError
+from psqs.common import npz
+from psqs.common.errors import PsqsError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import math
 import numpy as np
 
 # the board's scores and ROC curves (numpy only), so training and the board compute them alike
-from psqs.host.classification import auc as area_under
-from psqs.host.classification import roc_curve, softmax
+from psqs.common.classification import auc as area_under
+from psqs.common.classification import roc_curve, softmax
 
 
 def classification(logits: np.ndarray, y: np.ndarray, class_names) -> dict:

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from psqs.host.fixed_point import FixedFormat
+from psqs.common.fixed_point import FixedFormat
 
 from .config import TrainConfig
 

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from psqs.host.fixed_point import FixedFormat
+from psqs.common.fixed_point import FixedFormat
 
 from . import model as model_lib
 from .config import TrainConfig

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from psqs.host import classification
-from psqs.host.artifact import staged_directory, write_manifest
+from psqs.common import classification
+from psqs.common.artifact import staged_directory, write_manifest
 
 from . import data as data_lib
 from . import metrics as metrics_lib

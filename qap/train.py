@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from psqs.host.fixed_point import FixedFormat
+from psqs.common.fixed_point import FixedFormat
 
 from . import model as model_lib
 from . import pruning

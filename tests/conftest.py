@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psqs.host.artifact import MANIFEST, write_manifest
-from psqs.host.interrupts import PR_SET_CHILD_SUBREAPER
+from psqs.common.artifact import MANIFEST, write_manifest
+from psqs.common.interrupts import PR_SET_CHILD_SUBREAPER
 from psqs.qap.data import FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def _quiet_tensorflow(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _not_a_subreaper():
-    """A test that runs a command's main() in this process installs psqs.host.interrupts, which
+    """A test that runs a command's main() in this process installs psqs.common.interrupts, which
     makes the process a child subreaper (so that a command can find and end its orphaned
     grandchildren). pytest is no command: it would inherit every orphan of later tests (the
     loopback SSH server's detached bench) and, never reaping them, keep them as zombies, which

@@ -28,7 +28,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
-from psqs.host import stream_probe_regs as regs
+from psqs.common import stream_probe_regs as regs
 
 WIDTH_IN = int(os.environ.get("PROBE_DATA_WIDTH_IN", "64"))
 WIDTH_OUT = int(os.environ.get("PROBE_DATA_WIDTH_OUT", "32"))

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from psqs.host.artifact import ArtifactError, is_psqs_kind, read_manifest, staged_directory, write_manifest
+from psqs.common.artifact import ArtifactError, is_psqs_kind, read_manifest, staged_directory, write_manifest
 
 
 def _make(path, **fields):
@@ -158,7 +158,7 @@ def test_write_manifest_refuses_a_kind_outside_the_psqs_namespace(tmp_path):
 def test_a_swap_cut_between_its_two_renames_puts_the_old_artifact_back(tmp_path, monkeypatch):
     """KeyboardInterrupt (or SystemExit from SIGTERM) can land between the rename of the old artifact
     aside and the rename of the new one into place: the old one must come back, nothing else left."""
-    from psqs.host import artifact
+    from psqs.common import artifact
 
     _make(tmp_path / "a", generation=1)
     real_replace, calls = os.replace, []

@@ -333,6 +333,13 @@ ROWS = [
     R("bench-plots-file", "bench {overlay} --plots {tmp}/afile", 2, "--plots", "afile", setup=a_file),
     R("bench-no-board", "bench {overlay}", 1, "no board", "PYNQ_REMOTE_DEVICES", spawn=True,
       unset=("PYNQ_REMOTE_DEVICES",)),
+    # ---- import-hls4ml (the project is read first; tests/test_hls4ml_import.py has the rows that need one)
+    R("import-hls4ml-project-missing", f"import-hls4ml --project {{tmp}}/nope --bit {{tmp}}/d.bit "
+      f"--hwh {{tmp}}/d.hwh {OUT}", 2, "nope", "not a directory"),
+    R("import-hls4ml-project-empty", f"import-hls4ml --project {{tmp}}/empty --bit {{tmp}}/d.bit "
+      f"--hwh {{tmp}}/d.hwh {OUT}", 2, "empty", "not an hls4ml project", "hls4ml_config.yml", setup=empty_dir),
+    R("import-hls4ml-no-bit", f"import-hls4ml --project {{tmp}}/empty --hwh {{tmp}}/d.hwh {OUT}", 2, "--bit",
+      setup=empty_dir),
     # ---- deploy (everything here is refused before any connection is attempted)
     R("deploy-target-no-user", "deploy {overlay} --to nohost --out {tmp}/out", 2, "--to", "USER@HOST"),
     R("deploy-target-port", "deploy {overlay} --to x@h:99999 --out {tmp}/out", 2, "--to", "x@h:99999"),
@@ -427,7 +434,7 @@ def test_a_yosys_failure_is_a_failed_run_named_in_one_line(monkeypatch, tmp_path
     """yosys that runs and fails (here: a stand-in reporting a parse error) is RunFailed, exit 1,
     with the first error line on the message's first line (a CLI row would need minutes of RTL)."""
     from psqs.hls.rtl import cache, synth
-    from psqs.host.errors import RunFailed
+    from psqs.common.errors import RunFailed
 
     monkeypatch.setenv("PSQS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(synth, "_yosys", lambda: [sys.executable, "-c", (

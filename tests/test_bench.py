@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from psqs.host import bench, classification
-from psqs.host.artifact import ArtifactError
-from psqs.host.errors import PsqsError
+from psqs.common import classification
+from psqs.common.artifact import ArtifactError
+from psqs.common.errors import PsqsError
+from psqs.host import bench
 from psqs.host.stream_probe import ProbeSnapshot
 
 CLASSES = ["g", "q", "w", "z", "t"]
@@ -52,12 +53,14 @@ def test_auc_and_confusion_matrix_agree_with_scikit_learn(seed):
     json.dumps(result)                                           # JSON-ready
 
 
-def _package(emulation: bool, source: str):
-    return SimpleNamespace(emulation=emulation, timing={"source": source}, path=Path("pkg"))
+def _package(emulation: bool, source: str, probe=True):
+    return SimpleNamespace(emulation=emulation, timing={"source": source}, path=Path("pkg"), probe=probe or None)
 
 
 def test_fabric_figures_are_labelled_with_their_source():
     assert bench.fabric_source(_package(False, "estimate")) == "measured"      # a probe on hardware
+    # no probe (an imported hls4ml build): nothing is counted, on hardware or in emulation
+    assert {bench.fabric_source(_package(e, "hls_report", probe=False)) for e in (False, True)} == {bench.NO_PROBE}
     assert [bench.fabric_source(_package(True, s)) for s in ("rtl", "hls_report", "estimate")] == \
         ["rtl-sim", "hls-report", "estimate"]
     with pytest.raises(ArtifactError, match="timing.source 'guess'"):

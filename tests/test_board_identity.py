@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from test_emulator_support import start_emulator, tiny_rtl_source
 
+from psqs.common.package import OverlayPackage
 from psqs.deploy.emulator.client_env import client_env
 from psqs.deploy.emulator.local_device import environment
-from psqs.host.package import OverlayPackage
 
 N = 2000
 RUNNER = [sys.executable, "-m", "psqs.deploy.emulator.local_device"]
@@ -127,3 +127,22 @@ def test_a_zynqmp_package_runs_over_pynq_remote_bit_exact(packages, tmp_path):
     accuracy = json.loads((tmp_path / "run.json").read_text())["accuracy"]
     assert accuracy["samples_in"] == accuracy["samples_out"] == N
     assert accuracy["vs_csim"]["exact_samples"] == 1.0
+
+
+@pytest.mark.parametrize("tree, board, expected", [("Pynq-Z2", "ZCU104", "Pynq-Z2"), (None, "ZCU104", "ZCU104"),
+                                                   (None, None, None)])
+def test_deploys_probe_and_the_board_runtime_name_a_board_alike(tmp_path, tree, board, expected):
+    """``psqs deploy``'s probe runs as a standalone script on a board without psqs; it carries
+    :mod:`psqs.common.board_identity`'s source, which :func:`board_name` imports: one rule."""
+    from psqs.deploy.board_probe import PROBE_SCRIPT
+    from psqs.host.accelerator import board_name
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    if tree:
+        env["PSQS_BOARD_ROOT"] = str(device_tree(tmp_path / "root", tree))
+    if board:
+        env["BOARD"] = board
+    proc = subprocess.run([sys.executable, "-I", "-c", PROBE_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    probed = json.loads(proc.stdout.split("PSQS-PROBE ", 1)[1])["board"]
+    assert probed == board_name(object(), environ=env) == expected

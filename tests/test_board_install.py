@@ -106,15 +106,17 @@ def board_python(request, envs, wheel) -> Path:
 
 
 def test_the_board_install_has_every_host_module_and_no_build_dependency(board_python):
-    """Every psqs.host module imports on the image's Python and numpy (3.9+ syntax or stdlib at
-    run time would fail here), and psqs asks for nothing but numpy (the no-index install above
-    proves the image's numpy already satisfies it). ``rpc_deadlines`` serves only the PYNQ.remote client, whose transport (grpc) comes with pynq >= 3.1."""
+    """Every module of psqs.host and psqs.common imports on the image's Python and numpy (3.9+
+    syntax or stdlib at run time would fail here), and psqs asks for nothing but numpy (the
+    no-index install above proves the image's numpy already satisfies it). ``rpc_deadlines``
+    serves only the PYNQ.remote client, whose transport (grpc) comes with pynq >= 3.1."""
     out = run(board_python, "-c", """
-import importlib, importlib.util as u, pkgutil, psqs.host
+import importlib, importlib.util as u, pkgutil, psqs.common, psqs.host
 skip = {'__main__'} | (set() if u.find_spec('grpc') else {'rpc_deadlines'})
-mods = sorted(m.name for m in pkgutil.iter_modules(psqs.host.__path__) if m.name not in skip)
+mods = sorted(f'{p.__name__}.{m.name}' for p in (psqs.common, psqs.host)
+              for m in pkgutil.iter_modules(p.__path__) if m.name not in skip)
 for m in mods:
-    importlib.import_module('psqs.host.' + m)
+    importlib.import_module(m)
 from importlib import metadata
 print(len(mods), [r for r in metadata.requires('psqs') if 'extra ==' not in r])
 """).stdout.split(maxsplit=1)
@@ -146,13 +148,13 @@ def test_board_side_codec_matches_the_c_simulation(board_python, package, tmp_pa
     venv's C simulation of the package computes on those bus bytes; the board side decodes the
     result, which must equal the package's C-simulation logits exactly."""
     from psqs.hls.csim import AxisLibrary
-    from psqs.host.codec import FeatureEncoder
-    from psqs.host.package import OverlayPackage
+    from psqs.common.codec import FeatureEncoder
+    from psqs.common.package import OverlayPackage
 
     encode = """
 import sys, numpy as np
-from psqs.host.package import OverlayPackage
-from psqs.host.codec import FeatureEncoder
+from psqs.common.codec import FeatureEncoder
+from psqs.common.package import OverlayPackage
 pkg = OverlayPackage(sys.argv[1])
 X = pkg.test_vectors()['X']
 layout = pkg.contract.input
@@ -173,20 +175,20 @@ print(saturated)
     np.save(tmp_path / "out.npy", out)
     decode = """
 import sys, numpy as np
-from psqs.host.package import OverlayPackage
-from psqs.host.codec import decode_bytes
+from psqs.common.codec import decode_bytes
+from psqs.common.package import OverlayPackage
 pkg = OverlayPackage(sys.argv[1])
 expected = pkg.test_vectors()['csim_logits']
 got = decode_bytes(pkg.contract.output, np.load(sys.argv[2]), len(expected))
 print(int(np.count_nonzero(got != expected)), len(expected))
 import json
-from psqs.host.classification import evaluate
+from psqs.common.classification import evaluate
 print(json.dumps(evaluate(got, pkg.test_vectors()['y'], list('twzqg'), 'test vectors')))
 """
     counts, accuracy = run(board_python, "-c", decode, str(package), str(tmp_path / "out.npy")).stdout.splitlines()
     assert counts.split() == ["0", "300"] and last[-1] == 1, counts
     # the accuracy figures (softmax, ROC, AUC, confusion) on the image's numpy and on this one
-    from psqs.host.classification import evaluate
+    from psqs.common.classification import evaluate
 
     mine = evaluate(pkg.test_vectors()["csim_logits"], pkg.test_vectors()["y"], list("twzqg"), "test vectors")
     assert json.loads(accuracy) == json.loads(json.dumps(mine))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from psqs.common.errors import PsqsError
 from psqs.deploy.cli import build_parser, main
-from psqs.host.errors import PsqsError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,7 @@ def test_every_expected_failure_derives_from_psqs_error():
                        for n in INTERNAL.get(rel, ()))
         if not internal and not issubclass(cls, PsqsError):
             stray.append(f"{module}.{name}")
-    assert not stray, f"expected failures not derived from psqs.host.errors.PsqsError: {stray}"
+    assert not stray, f"expected failures not derived from psqs.common.errors.PsqsError: {stray}"
 
 
 def test_no_command_line_keeps_its_own_list_of_user_errors():

@@ -13,10 +13,10 @@ from math import ceil, inf, isfinite
 import numpy as np
 import pytest
 
-from psqs.host import codec
-from psqs.host.contract import ContractError, IOContract, StreamLayout
-from psqs.host.errors import PsqsError
-from psqs.host.fixed_point import FixedFormat
+from psqs.common import codec
+from psqs.common.contract import ContractError, IOContract, StreamLayout
+from psqs.common.errors import PsqsError
+from psqs.common.fixed_point import FixedFormat
 
 
 def test_round_half_even_saturation_and_negative_values():
@@ -165,19 +165,33 @@ FORMATS = [  # (width, integer, signed, rounding, overflow): fields of 8, 16, 32
     (63, 30, True, "RND_CONV", "WRAP"), (64, 40, True, "RND_CONV", "SAT"), (64, 10, False, "RND_CONV", "SAT"),
     (64, 3, True, "RND", "WRAP"),
 ]
-LAYOUTS = [(f, bus) for f in FORMATS for bus in (32, 64, 128) if StreamLayout.packed(
+LAYOUTS = [(f, None, bus) for f in FORMATS for bus in (32, 64, 128) if StreamLayout.packed(
     1, FixedFormat(*f), 128).field_bits <= bus]
+# fields that are whole bytes but no numpy integer (hls4ml's widened ap_fixed), with spare bits or none
+LAYOUTS += [((18, 7, True, "RND_CONV", "SAT"), 24, 24), ((20, 6, True, "TRN", "WRAP"), 24, 48),
+            ((24, -2, True, "RND", "SAT"), 24, 24), ((7, 3, True, "TRN", "SAT"), 24, 72),
+            ((33, 5, True, "RND", "SAT"), 40, 40), ((40, 20, False, "RND_CONV", "SAT"), 48, 96),
+            ((50, 10, True, "RND_CONV", "WRAP"), 56, 56), ((56, 30, False, "TRN", "WRAP"), 56, 112)]
 
 
-@pytest.mark.parametrize("spec, bus", LAYOUTS, ids=lambda x: "-".join(map(str, x)) if isinstance(x, tuple) else str(x))
-def test_codec_equals_the_exact_reference(spec, bus):
+def make_layout(values: int, fmt: FixedFormat, field: int | None, bus: int) -> StreamLayout:
+    """psqs's packed layout (``field`` None: the narrowest power of two), or that field width."""
+    return StreamLayout.packed(values, fmt, bus) if field is None else StreamLayout(values, fmt, field, bus)
+
+
+def case_id(x) -> str:
+    return "-".join(map(str, x)) if isinstance(x, tuple) else str(x)
+
+
+@pytest.mark.parametrize("spec, field, bus", LAYOUTS, ids=case_id)
+def test_codec_equals_the_exact_reference(spec, field, bus):
     fmt = FixedFormat(*spec)
     values = 3
     rng = np.random.default_rng([spec[0], spec[1] % 256, bus])           # deterministic per case
     flat = edge_values(fmt, rng)
     flat += [0.0] * (-len(flat) % values)
     V = np.array(flat, dtype=np.float64).reshape(-1, values)
-    layout = StreamLayout.packed(values, fmt, bus)
+    layout = make_layout(values, fmt, field, bus)
 
     expected = [[ref_code(v, fmt) for v in row] for row in V.tolist()]
     ref_codes = [[c for c, _ in row] for row in expected]
@@ -203,13 +217,18 @@ def test_codec_equals_the_exact_reference(spec, bus):
     assert codec.decode(layout, codec.unpack(layout, np.frombuffer(bytes(noisy), np.uint8))).tolist() == got.tolist()
 
 
-@pytest.mark.parametrize("spec, bus", [((4, 2, True), 32), ((8, 3, True), 64), ((16, 5, True), 64),
-                                       ((16, 6, True), 128), ((18, 7, True), 64), ((32, 12, True), 32),
-                                       ((64, 40, True), 64), ((64, 10, False), 128)])
-def test_feature_encoder_equals_the_exact_reference(spec, bus):
+@pytest.mark.parametrize("spec, field, bus", [
+    ((4, 2, True), None, 32), ((8, 3, True), None, 64), ((16, 5, True), None, 64), ((16, 6, True), None, 128),
+    ((18, 7, True), None, 64), ((32, 12, True), None, 32), ((64, 40, True), None, 64), ((64, 10, False), None, 128),
+    # other rounding and overflow modes (hls4ml's ap_fixed<W,I> default is TRN/WRAP), byte-wide fields
+    ((16, 6, True, "TRN", "WRAP"), None, 64), ((10, 4, False, "RND", "SAT"), None, 32),
+    ((18, 7, True, "RND", "SAT"), 24, 24), ((24, 8, True, "TRN", "WRAP"), 24, 24),
+    ((40, 12, False, "RND_CONV", "SAT"), 40, 80), ((56, 20, True, "TRN", "SAT"), 56, 56),
+    ((56, 40, True, "RND_CONV", "WRAP"), 56, 56), ((64, 30, True, "TRN", "WRAP"), None, 64)], ids=case_id)
+def test_feature_encoder_equals_the_exact_reference(spec, field, bus):
     """Raw features through the board's block encoder, standardization included, value by value."""
     fmt = FixedFormat(*spec)
-    layout = StreamLayout.packed(5, fmt, bus)
+    layout = make_layout(5, fmt, field, bus)
     rng = np.random.default_rng(spec[0] * bus)
     mean = np.array([0.25, -3.0, 40.123456789, 0.0, 1e-3])
     scale = np.array([0.5, 2.0, 123.456, 1.0, 7e-4])         # the first two exact: ties stay ties
@@ -244,3 +263,18 @@ def test_non_finite_values_are_refused(bad):
         assert isinstance(info.value, PsqsError)
     with pytest.raises(codec.CodecError, match="scaler: mean and scale must be finite and scale non-zero"):
         codec.FeatureEncoder(layout, np.zeros(4), np.array([1.0, 0.0, 1.0, 1.0]))
+
+
+def test_a_standardized_value_beyond_float64_saturates_but_cannot_wrap():
+    """(1e308 - -1e308) / 1 is infinite in float64: SAT clamps it (and counts it), WRAP has no value."""
+    X, mean, scale = np.array([[0.0], [1e308]]), np.array([-1e308]), np.array([1.0])
+    for fmt in (FixedFormat(16, 6), FixedFormat(24, 8, rounding="TRN", overflow="WRAP")):
+        layout = StreamLayout.one_per_beat(1, fmt)
+        out = np.zeros(2 * layout.bytes_per_sample, np.uint8)
+        if fmt.overflow == "SAT":
+            assert codec.FeatureEncoder(layout, mean, scale)(X, out) == 2
+            assert codec.unpack(layout, out)[:, 0].tolist() == [fmt.max_code, fmt.max_code]
+        else:
+            with pytest.raises(codec.CodecError, match=r"^sample 1, value 0 is 1e\+308: standardized it is beyond "
+                                                       r"float64, which ap_fixed<24,8,AP_TRN,AP_WRAP> cannot wrap$"):
+                codec.FeatureEncoder(layout, mean, scale)(X, out)

@@ -31,8 +31,8 @@ from psqs.deploy.emulator.timing import (
     deliveries,
     production_times,
 )
+from psqs.common import stream_probe_regs as regs
 from psqs.hls.csim import AxisLibrary
-from psqs.host import stream_probe_regs as regs
 from test_emulator_support import bit_file, build_fake_library, fake_model_outputs
 
 TIMING = StreamTiming(in_beats=8, out_beats=5, latency=15, ii=1)

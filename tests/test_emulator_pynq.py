@@ -100,8 +100,8 @@ def test_overlay_and_dma_are_bit_exact_with_the_c_simulation(jet_package, tmp_pa
     server = start_emulator([jet_package])
     try:
         result = run_client("""
-            from psqs.host import codec
-            from psqs.host.package import OverlayPackage
+            from psqs.common import codec
+            from psqs.common.package import OverlayPackage
             pkg = OverlayPackage(sys.argv[1])
             ol = Overlay(str(pkg.bitstream))
             dma = DMA(ol.ip_dict[pkg.dma.name])
@@ -180,7 +180,7 @@ def test_the_probe_does_not_count_the_host_between_pynq_calls(emulator, fake_pac
     orders, with or without a 50 ms pause between the calls, read the timing model's figures:
     latency L, transfer time L + (n - 1) * P + (ob - 1) with P = max(II, 8 input, 5 output beats)."""
     result = run_client("""
-        from psqs.host import stream_probe_regs as regs
+        from psqs.common import stream_probe_regs as regs
         ol = Overlay(sys.argv[1])
         dma = ol.hier_0.axi_dma_0
         probe = MMIO(PROBE_BASE, 0x80)

@@ -11,11 +11,11 @@ import threading
 import grpc
 import numpy as np
 import pytest
+from psqs.common.errors import PsqsError
 from psqs.deploy.emulator import EmulatorConfig, EmulatorServer, Fault
 from psqs.deploy.emulator import dma as D
 from psqs.deploy.emulator.packages import bin_image
 from psqs.deploy.emulator.server import EmulatorStartError
-from psqs.host.errors import PsqsError
 from pynq.remote import (
     buffer_pb2,
     buffer_pb2_grpc,
@@ -279,7 +279,7 @@ def test_overlays_without_a_package_are_an_error(tmp_path, packages):
     It is an error naming the directory and what was looked for, also beside a good directory,
     and ``python -m psqs.deploy.emulator`` exits with it instead of serving."""
     from psqs.deploy.emulator.errors import PackageError
-    from psqs.host.artifact import write_manifest
+    from psqs.common.artifact import write_manifest
 
     empty, other = tmp_path / "empty", tmp_path / "other"
     empty.mkdir()

@@ -21,12 +21,12 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from psqs.common import stream_probe_regs
+from psqs.common.artifact import write_manifest
+from psqs.common.package import FORMAT_VERSION, KIND
 from psqs.deploy.emulator import EmulatorConfig, EmulatorServer
 from psqs.deploy.emulator.client_env import client_env
 from psqs.deploy.emulator.packages import bin_image
-from psqs.host import stream_probe_regs
-from psqs.host.artifact import write_manifest
-from psqs.host.package import FORMAT_VERSION, KIND
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PSQS_SHARED", REPO.parent / "shared"))
@@ -125,8 +125,8 @@ def tiny_rtl_source(root: Path, n: int, seed: int = 0, span: int = 2000, cycles:
     with the stream probe, in about a second (the tests of signals, the local device, deploy and
     the board install share it). Its IP is declared for ``board``'s part."""
     from psqs.board_configs import load_board
-    from psqs.host.contract import IOContract, StreamLayout
-    from psqs.host.fixed_point import FixedFormat
+    from psqs.common.contract import IOContract, StreamLayout
+    from psqs.common.fixed_point import FixedFormat
     from test_overlay import rtl_dir
 
     library = build_fake_library(root / "lib", cycles=cycles)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psqs.host.fixed_point import FixedFormat, FormatError
+from psqs.common.fixed_point import FixedFormat, FormatError
 
 
 def test_round_half_to_even_and_saturate():

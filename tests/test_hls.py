@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import resign_manifest
+from psqs.common import codec
+from psqs.common.artifact import ArtifactError, read_manifest
+from psqs.common.contract import IOContract
 from psqs.hls import ladder, stage
 from psqs.hls.convert import ConversionError
 from psqs.hls.csim import AxisLibrary
 from psqs.hls.stage import ConvertOptions
-from psqs.host import codec
-from psqs.host.artifact import ArtifactError, read_manifest
-from psqs.host.contract import IOContract
 from psqs.qap import stage as qap_stage
 from psqs.qap.config import TrainConfig
 

@@ -18,13 +18,13 @@ from conftest import synthetic_jets
 from sklearn.metrics import confusion_matrix, roc_auc_score
 from test_emulator_support import run_client, start_emulator
 
+from psqs.common.artifact import ArtifactError
+from psqs.common.classification import softmax
+from psqs.common.package import OverlayPackage
 from psqs.deploy.emulator.client_env import client_env
 from psqs.deploy.emulator.faults import Fault
 from psqs.hls import stage as hls_stage
 from psqs.host.accelerator import Accelerator, BoardMismatch
-from psqs.host.artifact import ArtifactError
-from psqs.host.classification import softmax
-from psqs.host.package import OverlayPackage
 from psqs.overlays.build import build
 from psqs.qap import stage as qap_stage
 from psqs.qap.config import TrainConfig

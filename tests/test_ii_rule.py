@@ -16,11 +16,11 @@ from math import ceil
 import numpy as np
 import pytest
 
+from psqs.common.contract import IOContract, StreamLayout
+from psqs.common.fixed_point import FixedFormat
 from psqs.deploy.emulator import timing as emu_timing
 from psqs.hls import wrapper
 from psqs.hls.rtl import hdl
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.fixed_point import FixedFormat
 from psqs.overlays import model_ip
 
 N_IN, N_OUT = 16, 5            # the jet tagger's features and classes

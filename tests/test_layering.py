@@ -4,7 +4,7 @@ Data flows forward only (qap -> hls -> overlays -> host run -> deploy), so code 
 earlier stages. Two packages are shared by every stage: ``board_configs`` (configuration as data)
 and ``host``, which defines the I/O contract and fixed-point semantics and must run alone on a
 PYNQ image with numpy and pynq only, so it imports no other psqs package (``board_configs`` may
-import ``host``: every expected failure derives from ``psqs.host.errors.PsqsError``).
+import ``host``: every expected failure derives from ``psqs.common.errors.PsqsError``).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = ["qap", "hls", "overlays", "deploy"]
-SHARED = {"board_configs", "host"}
+ORDER = ["qap", "hls", "overlays", "host", "deploy"]
+SHARED = {"board_configs", "common"}
+BOARD_INSTALL = ("common", "host")
 #: What a PYNQ image offers the board runtime (pynqmetadata and grpc, PYNQ.remote's transport,
 #: are dependencies of pynq 4.0 itself); matplotlib is optional there and its import is guarded.
 BOARD_THIRD_PARTY = {"numpy", "pynq", "pynqmetadata", "grpc", "matplotlib"}
@@ -50,18 +51,20 @@ def _psqs_packages(names: set[str]) -> set[str]:
 
 @pytest.mark.parametrize("package", ORDER + sorted(SHARED))
 def test_imports_point_backwards_along_the_pipeline(package):
-    # host is the lowest layer (its errors are every stage's base); board_configs may use it
-    allowed = ({package, "host"} if package == "board_configs" else {package} if package in SHARED
-               else SHARED | set(ORDER[: ORDER.index(package) + 1]))
+    # common is the lowest layer (its errors are every stage's base); board_configs may use it;
+    # the board runtime sees nothing but the board install
+    allowed = ({package, "common"} if package == "board_configs" else {package} if package in SHARED
+               else set(BOARD_INSTALL) if package == "host" else SHARED | set(ORDER[: ORDER.index(package) + 1]))
     wrong = {file: sorted(_psqs_packages(names) - allowed)
              for file, names in _imports(package).items() if _psqs_packages(names) - allowed}
     assert not wrong, f"{package} may import only {sorted(allowed)}; found {wrong}"
 
 
-def test_host_needs_only_what_a_pynq_image_has():
+@pytest.mark.parametrize("package", BOARD_INSTALL)
+def test_the_board_install_needs_only_what_a_pynq_image_has(package):
     wrong = {}
-    for file, names in _imports("host").items():
+    for file, names in _imports(package).items():
         third_party = {name.split(".")[0] for name in names} - set(sys.stdlib_module_names) - {"psqs"}
         if third_party - BOARD_THIRD_PARTY:
             wrong[file] = sorted(third_party - BOARD_THIRD_PARTY)
-    assert not wrong, f"host must run on a PYNQ image (numpy + pynq): {wrong}"
+    assert not wrong, f"{package} must run on a PYNQ image (numpy + pynq): {wrong}"

@@ -110,8 +110,6 @@ def test_accelerator_on_the_on_board_path_equals_the_model(package, tmp_path):
 
 
 PLAIN_SCRIPT = """
-    from psqs.host import pynq_compat
-    pynq_compat.apply()      # the user's one line for pynqmetadata 0.2.0's Zynq-7000 clock (issue 14, item 2)
     board = pynq.Device.active_device.emulated        # the board's DDR, to look behind the CPU's cache
     ddr = lambda buf: np.frombuffer(board.memory.read(buf.bo.ddr.id, 0, buf.nbytes), buf.dtype)
     ol = Overlay(sys.argv[1].rstrip("/") + "/" + [p for p in __import__("os").listdir(sys.argv[1])

@@ -12,8 +12,8 @@ import h5py
 import pytest
 
 from conftest import resign_manifest
+from psqs.common.artifact import ArtifactError
 from psqs.deploy.cli import main
-from psqs.host.artifact import ArtifactError
 from psqs.qap import load_model
 from psqs.qap import stage as qap_stage
 from psqs.qap.artifact import MODEL_FILE, _load_in_safe_mode, check_model_file, refused_layers

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from conftest import SHARED_JETS, resign_manifest
 from psqs.board_configs import BoardConfigError, load_board
-from psqs.host.artifact import ArtifactError, write_manifest
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.errors import PsqsError
-from psqs.host.fixed_point import FixedFormat
+from psqs.common.artifact import ArtifactError, write_manifest
+from psqs.common.contract import IOContract, StreamLayout
+from psqs.common.errors import PsqsError
+from psqs.common.fixed_point import FixedFormat
 from psqs.overlays import (
     bitfile,
     build,
@@ -221,7 +221,7 @@ def test_rtl_directory_missing_fields_names_the_shape(tmp_path):
 
 def test_handoff_of_every_register_of_the_probe(tmp_path):
     """pynq's ip_dict lists the probe's registers as the register map defines them."""
-    from psqs.host import stream_probe_regs as regs
+    from psqs.common import stream_probe_regs as regs
 
     d = design.describe(load_board("pynq-z2"), model_ip.load(rtl_dir(tmp_path / "rtl")))
     path = tmp_path / "d.hwh"

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from conftest import resign_manifest
 from psqs.board_configs import board_names, load_board
+from psqs.common import stream_probe_regs as regs
+from psqs.common.artifact import ArtifactError
+from psqs.common.package import OverlayPackage
 from psqs.hls import stage as hls_stage
 from psqs.host import pynq_compat
-from psqs.host import stream_probe_regs as regs
-from psqs.host.artifact import ArtifactError
-from psqs.host.package import OverlayPackage
 from psqs.overlays import (
     bitfile,
     build,
@@ -259,7 +259,7 @@ def test_handoffs_compare_with_real_vivado_ones(hls_dirs, tmp_path, shared_vendo
 def test_rtl_directory_builds_an_emulation_package(hls_dirs, tmp_path):
     """The RTL hook end to end; the RTL's simulation library is stood in for by the C simulation
     (the same entry points, bit-exact on the same test vectors)."""
-    from psqs.host.contract import IOContract
+    from psqs.common.contract import IOContract
     from test_overlay import rtl_dir
 
     hls = hls_dirs["pynq-z2"]

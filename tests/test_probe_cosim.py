@@ -31,7 +31,7 @@ from string import Template
 import numpy as np
 import pytest
 
-from psqs.host import stream_probe_regs as regs
+from psqs.common import stream_probe_regs as regs
 from psqs.overlays.ip.stream_probe import HDL_FILES, IP_DIR, TOP
 
 SEED = 20261202

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from conftest import resign_manifest
+from psqs.common import codec
+from psqs.common.artifact import ArtifactError, read_manifest
+from psqs.common.contract import IOContract
 from psqs.hls import stage as hls_stage
 from psqs.hls.csim import AxisLibrary
 from psqs.hls.rtl import cli, ipxact, stage, synth, trace
 from psqs.hls.rtl.verilator import RtlLibrary
-from psqs.host import codec
-from psqs.host.artifact import ArtifactError, read_manifest
-from psqs.host.contract import IOContract
 from psqs.qap import stage as qap_stage
 from psqs.qap.artifact import ModelDir
 from psqs.qap.config import TrainConfig
@@ -256,7 +256,7 @@ def test_rtl_overlay_runs_on_the_emulated_board(built, tmp_path):
     the RTL's outputs and the probe counts the RTL's own cycles."""
     from test_emulator_support import run_local_client
 
-    from psqs.host.package import OverlayPackage
+    from psqs.common.package import OverlayPackage
     from psqs.overlays.build import build
 
     package = OverlayPackage(build(built["from_hls"], "pynq-z2", tmp_path / "overlay", emulation=True))

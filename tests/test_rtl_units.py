@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from psqs.board_configs import load_board
+from psqs.common.contract import IOContract, StreamLayout
+from psqs.common.fixed_point import FixedFormat
 from psqs.hls.rtl import cache, hdl, ipxact, synth
 from psqs.hls.rtl.trace import TraceError, relu_half_even
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.fixed_point import FixedFormat
 
 
 @pytest.mark.parametrize("acc, relu", [

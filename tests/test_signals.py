@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from test_emulator_support import tiny_rtl_source
 
+from psqs.common.interrupts import descendants
 from psqs.deploy.emulator.client_env import client_env
-from psqs.host.interrupts import descendants
 
 pytestmark = pytest.mark.slow
 

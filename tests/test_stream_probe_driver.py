@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from psqs.host import stream_probe_regs as regs
+from psqs.common import stream_probe_regs as regs
 from psqs.host.stream_probe import ProbeSnapshot, StreamProbe, StreamProbeError
 
 CTRL = regs.register("CTRL").offset

@@ -9,7 +9,9 @@ outputs are bit-exact, and every transfer is timed in fabric cycles.
 
 Modules, bottom up: :mod:`.clock` (emulated time), :mod:`.memory` (DDR buffers), :mod:`.sandbox`
 (the board's files), :mod:`.ps_regs` (PS registers), :mod:`.timing` (beat timing), :mod:`.probe`
-(stream probe registers), :mod:`.stream` (the model IP), :mod:`.dma` (AXI DMA registers),
+(stream probe registers), :mod:`.converters` (width/subset converters between DMA and model),
+:mod:`.hls_regs` (the model IP's AXI-Lite registers), :mod:`.stream` (the model IP), :mod:`.dma`
+(AXI DMA registers),
 :mod:`.faults`, :mod:`.packages` (served overlays), :mod:`.board`, :mod:`.services` (gRPC),
 :mod:`.server`, :mod:`.cli` (``psqs emulate``) and :mod:`.client_env` (pynq clients with private
 state). :mod:`.local_device` puts the same board behind pynq's *on-board* device API (pynq's own

@@ -7,7 +7,7 @@ from psqs.host import cli_common
 
 cli_common.quiet_native_logs()   # before gRPC is imported (by .cli)
 
-from psqs.host import interrupts  # noqa: E402
+from psqs.common import interrupts  # noqa: E402
 
 from .cli import __doc__ as usage  # noqa: E402
 from .cli import add_arguments, run  # noqa: E402

@@ -1,8 +1,8 @@
 """One emulated board: its address map, DDR, file system and the overlay currently programmed.
 
 The address map is what the PS's CPU sees: the PS configuration registers (always there) and,
-once an overlay is programmed, its DMA and stream probe at the addresses in the package's
-manifest. An access no slave decodes is refused (the AXI DECERR a real interconnect returns).
+once an overlay is programmed, its DMA, stream probe and the model IP's AXI-Lite registers (where
+its ``.hwh`` describes some, :mod:`.hls_regs`) at the addresses in the package's manifest. An access no slave decodes is refused (the AXI DECERR a real interconnect returns).
 Register accesses from all clients go through one lock, as they go through the PS's single
 general-purpose port on the board, so none is ever torn or interleaved (the board's fabric worker,
 :class:`.dma.Worker`, takes the same lock to update the DMA and the probe, and leaves it while the
@@ -86,6 +86,7 @@ class EmulatedBoard:
         self.loaded: ServedPackage | None = None
         self.dma: AxiDma | None = None
         self.probe: StreamProbe | None = None
+        self.register_slaves: list = []      # [(IpInstance, HlsRegisters)] of the programmed overlay
         self._map: list[tuple[int, int, object]] = []
         self._bases: list[int] = []
         self.bitstream_attrs = ("", False)
@@ -106,6 +107,7 @@ class EmulatedBoard:
             regions.append((self.loaded.dma.base, self.loaded.dma.range, self.dma))
         if self.probe is not None:
             regions.append((self.loaded.probe.base, self.loaded.probe.range, self.probe))
+        regions += [(ip.base, ip.range, slave) for ip, slave in self.register_slaves]
         self._map = sorted(regions, key=lambda r: r[0])
         self._bases = [r[0] for r in self._map]
 
@@ -200,15 +202,17 @@ class EmulatedBoard:
                     contract = served.package.contract
                     probe = StreamProbe(self.cycles, served.probe_fifo_depth, contract.input.bus_bytes,
                                         contract.output.bus_bytes)
+                mm2s, s2mm = served.chains()
                 stream = ModelStream(library, served.timing, self.cycles, self.config.stream_capacity, probe,
-                                     library.cycle_counter)
+                                     library.cycle_counter, mm2s, s2mm)
                 dma = AxiDma(served.dma_config, self.memory, stream, self.cycles, self._next_fault, self.worker,
                              self.lock)
+                slaves = served.register_slaves()
             except (OSError, ValueError) as exc:     # a model library that does not load or fit
                 self._clear_pl("write error")
                 raise FailedPrecondition(f"{served.name} ({served.package.path}) cannot be emulated: {exc}") from None
             self.dma = dma
-            self.probe, self.loaded = probe, served
+            self.probe, self.loaded, self.register_slaves = probe, served, slaves
             self._remap()
             self.files.set_state("operating")
             log.info("programmed %s from %s (DMA at 0x%x%s)", served.name, origin, served.dma.base,
@@ -219,6 +223,7 @@ class EmulatedBoard:
         if self.dma is not None:
             self.dma.close()
         self.dma = self.probe = self.loaded = None
+        self.register_slaves = []
         self._remap()
         self.files.set_state(state)
 

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 from psqs.board_configs import DEFAULT_BOARD
-from psqs.host.cli_types import integer, port
+from psqs.common.cli_types import integer, port
 
 from .board import EmulatorConfig
 from .faults import KINDS, Fault, FaultSpecError
@@ -67,7 +67,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted (SIGINT/SIGTERM). Returns the exit status; a board, package or
-    address it cannot serve is a :class:`psqs.host.errors.PsqsError`."""
+    address it cannot serve is a :class:`psqs.common.errors.PsqsError`."""
     server = EmulatorServer(config_from(args)).start()
     board = server.board
     names = ", ".join(p.name for p in board.catalog.packages) or "no packages"

@@ -368,10 +368,11 @@ class AxiDma:
             ch.fail(BUS_ERROR_BITS[exc.kind], max(now, xfer.start), str(exc))
             return False
         if nbytes % width:
-            log.warning("DMA MM2S: transfer of %d bytes ends mid-beat; the last beat is zero-padded", xfer.nbytes)
+            log.warning("DMA MM2S: transfer of %d bytes ends mid-beat; the last beat is zero-padded (TKEEP low)",
+                        xfer.nbytes)
             data = np.concatenate([data, np.zeros(beats * width - nbytes, dtype=np.uint8)])
         xfer.moved += nbytes
-        push = self.stream.accept(data, xfer.moved == xfer.nbytes, max(now, xfer.start), xfer.fault)
+        push = self.stream.accept(data, xfer.moved == xfer.nbytes, max(now, xfer.start), xfer.fault, nbytes)
         if push is not None:
             self.lock.release()              # the fabric computes; the host's register accesses go on
             try:
@@ -383,7 +384,7 @@ class AxiDma:
         if xfer.fault is not None and xfer.fault.kind in ("hang", "stall"):
             xfer.fault = None     # these act once, on the transfer's first beats; no-tlast on all of them
         if xfer.moved == xfer.nbytes:
-            ch.complete(self.stream.side.last_beat + 1)
+            ch.complete(self.stream.input_done)
         return True
 
     def _drain(self) -> bool:

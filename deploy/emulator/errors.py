@@ -4,13 +4,13 @@ pynq's client ignores the ``status``/``msg`` fields of several responses, so the
 way to tell it a request failed is to abort the RPC with a status code; the services catch these
 exceptions and do exactly that, then go on serving. :class:`EmulatorError` and :class:`BusError`
 therefore never reach a command line (they become a status code or DMA status bits) and are not
-:class:`~psqs.host.errors.PsqsError`; :class:`PackageError`, raised while the emulator starts, is.
+:class:`~psqs.common.errors.PsqsError`; :class:`PackageError`, raised while the emulator starts, is.
 ``code`` names a ``grpc.StatusCode`` member rather than holding it, so that the board model also
 runs where gRPC is absent (the on-board path in a PYNQ image's environment, :mod:`.local_device`).
 """
 from __future__ import annotations
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 
 class EmulatorError(Exception):

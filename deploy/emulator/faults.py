@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 KINDS = ("hang", "decode-error", "slave-error", "no-tlast", "stall")
 

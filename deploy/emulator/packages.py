@@ -9,7 +9,11 @@ package's ``.bit`` and checked against the manifest's ``bitstream.bin_sha256``.
 Serving a package also needs what the hardware description says about its DMA (from the
 ``.hwh``: address and stream widths, LENGTH register width, realignment engines) and a model of
 the IP: the manifest's ``emulation_model`` names a shared library with the ABI of
-:class:`psqs.hls.csim.AxisLibrary` (``kind`` ``csim``; ``rtl`` adds ``psqs_cycles()``).
+:class:`psqs.hls.csim.AxisLibrary` (``kind`` ``csim``; ``rtl`` adds ``psqs_cycles()``). Stream IPs
+between the DMA and the model are the manifest's ``streams`` (:mod:`.converters`; none: the DMA
+meets the model directly), and any other IP the manifest lists is emulated as the AXI-Lite
+register block its ``.hwh`` describes (:mod:`.hls_regs`), or not at all (its addresses decode
+nowhere, with a warning).
 """
 from __future__ import annotations
 
@@ -23,12 +27,15 @@ from pathlib import Path
 
 import numpy as np
 from psqs.board_configs import Board, BoardConfigError, load_board
-from psqs.host import stream_probe_regs
-from psqs.host.artifact import MANIFEST, ArtifactError, peek_kind
-from psqs.host.package import KIND, IpInstance, OverlayPackage
+from psqs.common import stream_probe_regs
+from psqs.common.artifact import MANIFEST, ArtifactError, peek_kind
+from psqs.common.package import KIND, IpInstance, OverlayPackage
+from psqs.overlays.from_hls4ml import hwh as user_hwh
 
+from .converters import Chain
 from .dma import DmaConfig
 from .errors import PackageError
+from .hls_regs import HlsRegisters
 from .timing import StreamTiming
 
 log = logging.getLogger(__name__)
@@ -132,10 +139,24 @@ class ServedPackage:
     timing: StreamTiming
     model_kind: str
     library: Path
+    streams: dict            # manifest ``streams``: {"mm2s": [hop, ...], "s2mm": [...]}
+    register_blocks: list    # [(IpInstance, hwh.RegisterBlock)] of the IPs emulated as AXI-Lite registers
 
     @property
     def name(self) -> str:
         return self.package.name
+
+    def chains(self) -> tuple[Chain, Chain]:
+        """Fresh stream IPs (empty converters) for a download: MM2S side, S2MM side."""
+        contract, where = self.package.contract, str(self.package.path / MANIFEST)
+        return (Chain.of(self.streams.get("mm2s", []), self.dma_config.mm2s_stream_bytes, contract.input.bus_bytes,
+                         f"{where}: streams.mm2s"),
+                Chain.of(self.streams.get("s2mm", []), contract.output.bus_bytes, self.dma_config.s2mm_stream_bytes,
+                         f"{where}: streams.s2mm"))
+
+    def register_slaves(self) -> list[tuple[IpInstance, HlsRegisters]]:
+        """Fresh register blocks (reset values) for a download."""
+        return [(ip, HlsRegisters(ip.name, block)) for ip, block in self.register_blocks]
 
     def private_library(self, directory: Path) -> Path:
         """Copy the model library and its ``weights/`` into ``directory``, a path nothing else loaded:
@@ -190,10 +211,9 @@ def load_package(path: Path, board: Board) -> ServedPackage:
         raise PackageError(f"{where}: dma.max_transfer_bytes {package.max_transfer_bytes} disagrees with the "
                            f"DMA's {dma_config.length_width}-bit LENGTH register")
     contract = package.contract
-    if (dma_config.mm2s_stream_bytes, dma_config.s2mm_stream_bytes) != (contract.input.bus_bytes,
-                                                                        contract.output.bus_bytes):
-        raise PackageError(f"{where}: DMA streams are {dma_config.mm2s_stream_bytes}/{dma_config.s2mm_stream_bytes} "
-                           f"bytes wide, the model IP's {contract.input.bus_bytes}/{contract.output.bus_bytes}")
+    streams = m.get("streams") or {}
+    if not isinstance(streams, dict) or not all(isinstance(streams.get(k, []), list) for k in ("mm2s", "s2mm")):
+        raise PackageError(f"{where}: streams must be {{mm2s: [hop, ...], s2mm: [hop, ...]}}")
 
     probe, depth = None, 0
     probe_name = (m.get("probe") or {}).get("name")
@@ -202,9 +222,15 @@ def load_package(path: Path, board: Board) -> ServedPackage:
         if probe.vlnv != stream_probe_regs.VLNV:
             raise PackageError(f"{where}: probe {probe.name} is {probe.vlnv}, not {stream_probe_regs.VLNV}")
         depth = _probe_depth(probe.name, modules.get(probe.name, {}).get("parameters", {}), contract, where)
+    register_blocks = []
     for ip in package.ips.values():
-        if ip.name not in (dma.name, probe_name):
+        if ip.name in (dma.name, probe_name):
+            continue
+        block = _register_block(package, ip, where)
+        if block is None:
             log.warning("%s: IP %s (%s) is not emulated; its addresses decode nowhere", package.name, ip.name, ip.vlnv)
+        else:
+            register_blocks.append((ip, block))
 
     t = package.timing
     try:
@@ -212,7 +238,29 @@ def load_package(path: Path, board: Board) -> ServedPackage:
                               int(t["latency_cycles"]), contract.initiation_interval(int(t["ii_cycles"])))
     except (KeyError, TypeError, ValueError) as exc:
         raise PackageError(f"{where}: timing needs integer latency_cycles and ii_cycles ({exc})") from None
-    return ServedPackage(package, sha, dma, dma_config, probe, depth, timing, model["kind"], library)
+    served = ServedPackage(package, sha, dma, dma_config, probe, depth, timing, model["kind"], library, streams,
+                           register_blocks)
+    try:
+        served.chains()
+        served.register_slaves()
+    except ValueError as exc:
+        raise PackageError(str(exc)) from None
+    return served
+
+
+def _register_block(package: OverlayPackage, ip: IpInstance, where: str) -> user_hwh.RegisterBlock | None:
+    """The AXI-Lite registers of ``ip`` as the package's ``.hwh`` describes them (None: it
+    describes none); its address must be the manifest's."""
+    try:
+        block = user_hwh.register_block(package.hwh, ip.name)
+    except user_hwh.HwhImportError as exc:
+        raise PackageError(f"{where}: IP {ip.name}: {exc}") from None
+    if block is None or not block.words:
+        return None
+    if (block.base, block.range) != (ip.base, ip.range):
+        raise PackageError(f"{where}: IP {ip.name} at 0x{ip.base:x} (+0x{ip.range:x}), but {package.hwh.name} "
+                           f"maps its {block.interface} at 0x{block.base:x} (+0x{block.range:x})")
+    return block
 
 
 def package_dirs(root: Path) -> list[Path]:

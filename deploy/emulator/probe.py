@@ -1,7 +1,7 @@
 """The stream probe IP as a register model driven by the emulated streams' beat times.
 
 The register map, field positions, reset values and implemented widths all come from
-:mod:`psqs.host.stream_probe_regs` (the map the Verilog, the IP-XACT file and the host driver are
+:mod:`psqs.common.stream_probe_regs` (the map the Verilog, the IP-XACT file and the host driver are
 generated from); this module supplies only what each register *means*, following
 ``overlays/ip/stream_probe/hdl/stream_probe.v`` cycle by cycle:
 
@@ -51,7 +51,7 @@ from collections import deque
 from operator import itemgetter
 
 import numpy as np
-from psqs.host import stream_probe_regs as regs
+from psqs.common import stream_probe_regs as regs
 
 from .clock import CycleClock
 
@@ -59,7 +59,7 @@ _MODELLED = {"ID", "VERSION", "CONFIG", "CTRL", "STATUS", "CYCLES", "IN_BEATS", 
              "LAST_LATENCY", "LAST_TRANSFER_TIME", "MIN_LATENCY", "MAX_LATENCY"}
 _UNMODELLED = sorted(set(regs.BY_NAME) - _MODELLED)
 if _UNMODELLED:
-    raise ImportError(f"psqs.host.stream_probe_regs defines registers the emulator does not model: "
+    raise ImportError(f"psqs.common.stream_probe_regs defines registers the emulator does not model: "
                       f"{', '.join(_UNMODELLED)}; teach psqs.deploy.emulator.probe what they mean")
 
 # Events within one cycle sort output first (a finish frees the slot a start needs when the ring

@@ -9,7 +9,7 @@ from concurrent import futures
 
 import grpc
 
-from psqs.host.errors import PsqsError
+from psqs.common.errors import PsqsError
 
 from .board import EmulatedBoard, EmulatorConfig
 from .services import add_services

@@ -22,6 +22,11 @@ the library is reset before it computes anything for the new one.
 
 Faults (:mod:`.faults`) that concern the IP act here: a hung IP swallows every beat until it is
 reset, a stall delays a transfer's outputs, a missing TLAST strips the flag from its outputs.
+
+Stream IPs between the DMA and the model (width and subset converters, :mod:`.converters`) sit
+on either side: the DMA moves beats of its own width, the library gets the model's own beats,
+and the S2MM channel takes what leaves the last converter (its null bytes are not written).
+Back-pressure counts samples in DMA beats at the converters' width ratios.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from psqs.hls.csim import AxisLibrary
 
 from . import timing as tm
 from .clock import CycleClock
+from .converters import Beats, Chain
 from .faults import Fault
 from .probe import StreamProbe
 
@@ -63,12 +69,21 @@ class ModelStream:
     """The model IP's input and output streams (one instance per programmed overlay)."""
 
     def __init__(self, library: AxisLibrary, timing: tm.StreamTiming, cycles: CycleClock, capacity: int,
-                 probe: StreamProbe | None = None, rtl_cycles: Callable[[], int] | None = None):
+                 probe: StreamProbe | None = None, rtl_cycles: Callable[[], int] | None = None,
+                 mm2s: Chain | None = None, s2mm: Chain | None = None):
         if capacity < 1:
             raise ValueError(f"stream capacity {capacity}: must be at least one sample")
         self.library, self.timing, self.cycles = library, timing, cycles
         self.capacity, self.probe, self.rtl_cycles = capacity, probe, rtl_cycles
-        self.in_bytes, self.out_bytes = library.in_bus_bytes, library.out_bus_bytes
+        model_in, model_out = library.in_bus_bytes, library.out_bus_bytes
+        self.mm2s = mm2s if mm2s is not None else Chain([], model_in, model_in, "MM2S stream")
+        self.s2mm = s2mm if s2mm is not None else Chain([], model_out, model_out, "S2MM stream")
+        if (self.mm2s.out_bytes, self.s2mm.in_bytes) != (model_in, model_out):
+            raise ValueError(f"the stream IPs deliver {self.mm2s.out_bytes}/{self.s2mm.in_bytes}-byte beats, the model "
+                             f"library moves {model_in}/{model_out}")
+        self.model_in_bytes, self.model_out_bytes = model_in, model_out
+        self.in_bytes, self.out_bytes = self.mm2s.in_bytes, self.s2mm.out_bytes   # the DMA's side
+        self.dma_out_beats = -(-timing.out_beats // self.s2mm.ratio)   # S2MM beats per sample, without TLAST
         self._library_epoch: int | None = None   # the epoch whose data the library holds (worker thread only)
         if (library.in_beats_per_sample, library.out_beats_per_sample) != (timing.in_beats, timing.out_beats):
             raise ValueError(f"the model library moves {library.in_beats_per_sample}/{library.out_beats_per_sample} "
@@ -83,8 +98,11 @@ class ModelStream:
         if self.probe is not None:
             self.probe.reset()
         self.side = tm.InputSide()
+        self.mm2s.reset()
+        self.s2mm.reset()
+        self.dma_last_beat = -1
         self.hung = False
-        self._queue: deque[list] = deque()   # [data (uint8), last (uint8), produced (int64)] per push
+        self._queue: deque[list] = deque()   # [data (n, width), keep (n, width), last (n,), produced (n,)]
         self.queued_beats = 0
 
     # ---------------------------------------------------------------- input side
@@ -94,21 +112,33 @@ class ModelStream:
         if self.hung:
             return 1 << 62                                # a hung IP takes every beat and drops it
         queued_after = max(0, self.queued_beats - s2mm_beats)
-        free_beats = self.capacity * self.timing.out_beats - queued_after
+        free_beats = self.capacity * self.dma_out_beats - queued_after
         credit = max(0, s2mm_beats - self.queued_beats)   # beats of not-yet-produced samples it will take
-        return max(0, (free_beats + credit) // self.timing.out_beats)
+        return max(0, (free_beats + credit) // self.dma_out_beats)
 
     def beats_for(self, samples: int) -> int:
-        """The most input beats that complete at most ``samples`` more samples."""
-        return max(0, samples * self.timing.in_beats - self.side.partial + self.timing.in_beats - 1)
+        """The most input beats (of the DMA's width) that complete at most ``samples`` more samples."""
+        model_beats = max(0, samples * self.timing.in_beats - self.side.partial + self.timing.in_beats - 1)
+        return int(-(-model_beats * self.mm2s.ratio // 1))
 
-    def accept(self, data: np.ndarray, tlast: bool, start: int, fault: Fault | None) -> Push | None:
-        """Beats (``data``: whole beats of bytes) offered from cycle ``start``; TLAST on the last one
-        if ``tlast``. Times them (the probe sees them); returns what the library must compute, or
-        None when a hung IP swallows them (:attr:`InputSide.last_beat` is the last one's cycle)."""
-        n = data.size // self.in_bytes
-        last = np.zeros(n, dtype=np.uint8)
-        last[-1] = tlast
+    @property
+    def input_done(self) -> int:
+        """The cycle after the last input beat left the DMA (entered the model or a converter)."""
+        return max(self.side.last_beat, self.dma_last_beat) + 1
+
+    def accept(self, data: np.ndarray, tlast: bool, start: int, fault: Fault | None,
+               valid: int | None = None) -> Push | None:
+        """Beats (``data``: whole beats of bytes of the DMA's width, the first ``valid`` of them
+        valid, default all) offered from cycle ``start``; TLAST on the last one if ``tlast``. Carries
+        them across the stream IPs, times the model's beats (the probe sees them); returns what the
+        library must compute, or None when a hung IP swallows them."""
+        n_dma = data.size // self.in_bytes
+        keep = np.arange(data.size) < (data.size if valid is None else valid)
+        dma_last = np.zeros(n_dma, dtype=bool)
+        dma_last[-1] = tlast
+        beats = self.mm2s.push(Beats.of(data, self.in_bytes, dma_last, start + np.arange(n_dma), keep))
+        self.dma_last_beat = max(self.dma_last_beat, start + n_dma - 1)
+        data, last, n = beats.data.reshape(-1), beats.last.astype(np.uint8), len(beats)
         if fault is not None and fault.kind == "hang":
             log.warning("fault: the model IP hangs (no output until the DMA is reset)")
             self.hung = True
@@ -150,16 +180,17 @@ class ModelStream:
                                                      accepted.sample_ends, push.measured, delay)
         else:
             produced = tm.production_times(self.timing, accepted.sample_ends, delay)
-        if out_last.size:
-            self._queue.append([out_data, out_last, produced])
-            self.queued_beats += out_last.size
+        beats = self.s2mm.push(Beats.of(out_data, self.model_out_bytes, out_last, produced))
+        if len(beats):
+            self._queue.append([beats.data, beats.keep, beats.last.astype(np.uint8), beats.times])
+            self.queued_beats += len(beats)
         return True
 
     # ---------------------------------------------------------------- output side
     def beats_to_tlast(self) -> int | None:
         """Queued beats up to and including the first queued TLAST, if any."""
         seen = 0
-        for _, last, _ in self._queue:
+        for _, _, last, _ in self._queue:
             hits = np.flatnonzero(last)
             if hits.size:
                 return seen + int(hits[0]) + 1
@@ -168,18 +199,18 @@ class ModelStream:
 
     def take(self, max_beats: int, ready_from: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Up to ``max_beats`` output beats, stopping after a TLAST beat, as the S2MM channel takes
-        them from cycle ``ready_from``: (bytes, TLAST flags, delivery cycles)."""
+        them from cycle ``ready_from``: (their valid bytes, TLAST flags, delivery cycles)."""
         stop = self.beats_to_tlast()
         want = min(max_beats, self.queued_beats, stop if stop is not None else max_beats)
         chunks, got = [], 0
         while got < want:
-            data, last, produced = self._queue[0]
+            data, keep, last, produced = self._queue[0]
             k = min(want - got, last.size)
-            chunks.append((data[:k * self.out_bytes], last[:k], produced[:k]))
+            chunks.append((data[:k][keep[:k]], last[:k], produced[:k]))
             if k == last.size:
                 self._queue.popleft()
             else:
-                self._queue[0] = [data[k * self.out_bytes:], last[k:], produced[k:]]
+                self._queue[0] = [data[k:], keep[k:], last[k:], produced[k:]]
             got += k
         self.queued_beats -= got
         if not chunks:

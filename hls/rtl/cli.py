@@ -1,7 +1,7 @@
 """``psqs rtl``: the command-line face of :mod:`psqs.hls.rtl.stage`.
 
 ``add_parser(subparsers)`` registers the subcommand on the ``psqs`` parser (its ``func`` default
-is :func:`run`); its expected failures are :class:`psqs.host.errors.PsqsError` subclasses,
+is :func:`run`); its expected failures are :class:`psqs.common.errors.PsqsError` subclasses,
 which ``psqs`` prints as one line.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from psqs.host.cli_types import integer, real
-from psqs.host.contract import IOContract
+from psqs.common.cli_types import integer, real
+from psqs.common.contract import IOContract
 
 from .trace import SOLVERS
 

@@ -26,8 +26,8 @@ from math import ceil, log2
 from pathlib import Path
 from string import Template
 
-from psqs.host.contract import IOContract
-from psqs.host.fixed_point import FixedFormat
+from psqs.common.contract import IOContract
+from psqs.common.fixed_point import FixedFormat
 
 from .trace import TraceError
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from psqs.hls.ipxact import (SPIRIT, axis_interface, clock_and_reset, component, component_name_parameter, el,
                              file_sets, fixed_vector, model, port, to_text, vendor_extensions)
-from psqs.host.contract import IOContract
+from psqs.common.contract import IOContract
 
 __all__ = ["SPIRIT", "component_xml", "ports", "vlnv", "xgui_file", "xgui_tcl"]
 

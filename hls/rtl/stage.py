@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from psqs.board_configs import DEFAULT_BOARD, Board, load_board
+from psqs.common import codec
 from psqs.hls import convert as convert_lib
 from psqs.hls import ladder
 from psqs.hls import stage as hls_stage
-from psqs.host import codec
-from psqs.host.artifact import (ArtifactError, peek_kind, read_manifest, sha256_file, staged_directory,
+from psqs.common.artifact import (ArtifactError, peek_kind, read_manifest, sha256_file, staged_directory,
                                  write_manifest)
-from psqs.host.contract import IOContract, StreamLayout
-from psqs.host.errors import RunFailed
-from psqs.host.fixed_point import FixedFormat
+from psqs.common.contract import IOContract, StreamLayout
+from psqs.common.errors import RunFailed
+from psqs.common.fixed_point import FixedFormat
 from psqs.qap import artifact as model_artifact
 from psqs.qap.artifact import ModelDir
 
@@ -113,6 +113,7 @@ def resolve(path: Path, options: RtlOptions) -> Source:
     if kind == hls_stage.KIND:
         manifest = read_manifest(path, hls_stage.KIND, hls_stage.FORMAT_VERSION)
         contract = IOContract.from_dict(manifest["io"], f"{path / 'manifest.json'}: io")
+        contract.require_fixed("psqs's RTL top")
         model_path = Path(manifest["model"]["path"])
         md = ModelDir(model_path)
         keras = md.keras_model()

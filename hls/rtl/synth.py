@@ -20,7 +20,7 @@ from pathlib import Path
 
 from psqs.board_configs import Board
 from psqs.board_configs.fit import overflows
-from psqs.host.errors import HOW_TO_GET, RunFailed, ToolMissing, tool_failure
+from psqs.common.errors import HOW_TO_GET, RunFailed, ToolMissing, tool_failure
 
 from . import cache
 

@@ -28,8 +28,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from psqs.common.fixed_point import FixedFormat
 from psqs.hls.convert import ConversionError
-from psqs.host.fixed_point import FixedFormat
 
 log = logging.getLogger(__name__)
 

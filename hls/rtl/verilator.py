@@ -26,9 +26,9 @@ from string import Template
 
 import numpy as np
 
+from psqs.common.contract import IOContract
+from psqs.common.errors import HOW_TO_GET, RunFailed, ToolMissing, find_tool, tool_failure
 from psqs.hls.csim import AxisLibrary
-from psqs.host.contract import IOContract
-from psqs.host.errors import HOW_TO_GET, RunFailed, ToolMissing, find_tool, tool_failure
 
 from . import cache
 

@@ -3,25 +3,12 @@
 // bytes plus one TLAST byte per beat. The streams persist between calls, exactly like the
 // FIFOs in front of and behind the IP: a partial sample stays buffered until its remaining
 // beats arrive, and outputs wait until they are popped.
-#include <dlfcn.h>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include "${top}.h"
 
-// hls4ml's C simulation reads its weights from WEIGHTS_DIR at the first call; psqs builds the
-// library with WEIGHTS_DIR=psqs_weights_dir(), the weights/ directory next to the library file,
-// so the library and its weights can be moved together (into an overlay package, say).
-const char *psqs_weights_dir() {
-    static std::string dir;
-    if (dir.empty()) {
-        Dl_info info;
-        dladdr(reinterpret_cast<void *>(&psqs_weights_dir), &info);
-        std::string self(info.dli_fname);
-        dir = self.substr(0, self.rfind('/')) + "/weights";
-    }
-    return dir.c_str();
-}
+// psqs_weights_dir() (where the weights are read from) comes from psqs_weights_dir.h, force-included.
 
 static hls::stream<psqs_in_beat_t> psqs_in("psqs_in");
 static hls::stream<psqs_out_beat_t> psqs_out("psqs_out");

@@ -2,11 +2,15 @@
 // I/O contract (also in the HLS directory's manifest.json):
 //   input : $in_values values $in_type, $in_field-bit fields, $in_per_beat per $in_bus-bit beat, $in_beats beat(s)/sample
 //   output: $out_values values $out_type, $out_field-bit fields, $out_per_beat per $out_bus-bit beat, $out_beats beat(s)/sample
+//   Each input element is converted to the network's input_t in C (an IEEE float with input_t's own
+//   rounding and overflow, as hls4ml's myproject_axi does); each output value to the output element.
 //   TLAST : on the last output beat of every sample whose input beats carried TLAST.
 #ifndef PSQS_${PROJECT}_AXIS_H_
 #define PSQS_${PROJECT}_AXIS_H_
 
+#include <stdint.h>
 #include "ap_int.h"
+#include "ap_fixed.h"
 #include "hls_stream.h"
 #include "$project.h"
 
@@ -39,21 +43,35 @@ typedef ap_axiu<PSQS_IN_BUS_BITS, $side_bits, $side_bits, $side_bits> psqs_in_be
 typedef ap_axiu<PSQS_OUT_BUS_BITS, $side_bits, $side_bits, $side_bits> psqs_out_beat_t;
 #endif
 
-// One input beat's values into a sample (x: an array or an hls4ml nnet::array); only the low
-// PSQS_IN_WIDTH bits of each field count.
+typedef $in_type psqs_in_elem_t;
+typedef $out_type psqs_out_elem_t;
+
+// The element one input field carries: a fixed-point code (only the low PSQS_IN_WIDTH bits of the
+// field count), or the bits of an IEEE float.
+inline psqs_in_elem_t psqs_in_element(const ap_uint<PSQS_IN_FIELD> &field) {
+$in_from_field
+}
+
+// The field carrying value v as the output element: a fixed-point code sign/zero-extended to the
+// field, or the bits of an IEEE float.
+template <class T> inline ap_uint<PSQS_OUT_FIELD> psqs_out_field(const T &v) {
+$out_to_field
+}
+
+// One input beat's values into a sample (x: an array or an hls4ml nnet::array), each element
+// converted to the sample's type.
 template <class A> inline void psqs_unpack_beat(const psqs_in_beat_t &beat, unsigned b, A &x) {
     for (unsigned k = 0; k < PSQS_IN_PER_BEAT; k++) {
         #pragma HLS UNROLL
         unsigned i = b * PSQS_IN_PER_BEAT + k;
         if (i < PSQS_IN_VALUES) {
-            x[i].range(PSQS_IN_WIDTH - 1, 0) =
-                beat.data.range(k * PSQS_IN_FIELD + PSQS_IN_WIDTH - 1, k * PSQS_IN_FIELD);
+            ap_uint<PSQS_IN_FIELD> field = beat.data.range(k * PSQS_IN_FIELD + PSQS_IN_FIELD - 1, k * PSQS_IN_FIELD);
+            x[i] = psqs_in_element(field);
         }
     }
 }
 
-// Output beat b of a sample (y: an array or an nnet::array), each value sign/zero-extended to its
-// field, unused fields zero, TKEEP all ones.
+// Output beat b of a sample (y: an array or an nnet::array), unused fields zero, TKEEP all ones.
 template <class A> inline psqs_out_beat_t psqs_pack_beat(const A &y, unsigned b, bool last) {
     psqs_out_beat_t beat;
     beat.data = 0;
@@ -61,10 +79,7 @@ template <class A> inline psqs_out_beat_t psqs_pack_beat(const A &y, unsigned b,
         #pragma HLS UNROLL
         unsigned i = b * PSQS_OUT_PER_BEAT + k;
         if (i < PSQS_OUT_VALUES) {
-            ap_${out_int}<PSQS_OUT_WIDTH> code;
-            code.range(PSQS_OUT_WIDTH - 1, 0) = y[i].range(PSQS_OUT_WIDTH - 1, 0);
-            ap_${out_int}<PSQS_OUT_FIELD> field = code;
-            beat.data.range(k * PSQS_OUT_FIELD + PSQS_OUT_FIELD - 1, k * PSQS_OUT_FIELD) = field;
+            beat.data.range(k * PSQS_OUT_FIELD + PSQS_OUT_FIELD - 1, k * PSQS_OUT_FIELD) = psqs_out_field(y[i]);
         }
     }
     beat.keep = -1;

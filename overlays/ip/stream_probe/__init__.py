@@ -1,7 +1,7 @@
 """The stream probe IP: Verilog, Vivado packaging and the files generated from its register map.
 
 The probe counts cycles on the model's input and output AXI streams in the fabric (see
-``hdl/stream_probe.v``); its register map lives in :mod:`psqs.host.stream_probe_regs` because
+``hdl/stream_probe.v``); its register map lives in :mod:`psqs.common.stream_probe_regs` because
 the board-side driver needs it with nothing but the standard library. This package turns that
 map into the files Vivado and people read, and tells the block-design generator where the IP is:
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from psqs.host.stream_probe_regs import VLNV
+from psqs.common.stream_probe_regs import VLNV
 
 __all__ = ["VLNV", "TOP", "IP_DIR", "HDL_FILES", "ip_repo_dir", "include_dir",
            "generated_files", "write_generated", "stale_files"]

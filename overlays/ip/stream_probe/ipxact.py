@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 from psqs.hls.ipxact import (AXIS_SIGNALS, XSI, axis_interface, bus_interface, clock_and_reset, component,
                              component_name_parameter, el, file_sets, model, port, s, to_text, vendor_extensions)
-from psqs.host import stream_probe_regs as regs
+from psqs.common import stream_probe_regs as regs
 
 #: The register file's address block: Vivado's smallest AXI address segment, in which the
 #: 128-byte register file aliases.

@@ -3,7 +3,7 @@
 ``numpy.load`` reports a truncated or corrupted archive with whatever the layer underneath raised
 (``zipfile.BadZipFile``, ``EOFError``, ``zlib.error``, ``ValueError`` for pickled content), and it
 reads members lazily, so the error may come long after the file was "opened". :func:`load` reads
-every array at once and turns all of those into the caller's :class:`~psqs.host.errors.PsqsError`
+every array at once and turns all of those into the caller's :class:`~psqs.common.errors.PsqsError`
 naming the file.
 """
 from __future__ import annotations

@@ -104,16 +104,23 @@ class FixedFormat:
 
     def round_codes(self, x: np.ndarray) -> np.ndarray:
         """Values in units of the LSB, rounded to integers but not yet saturated (float64)."""
-        # a value beyond float64 once scaled becomes +-inf, which saturates; for RND, inf - inf is
-        # NaN (not >= 0.5) and inf + 0 stays inf
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = np.asarray(x, dtype=np.float64) * (2.0 ** self.frac)
-            if self.rounding == "RND_CONV":
-                return np.rint(scaled)
-            floor = np.floor(scaled)
-            if self.rounding == "RND":      # not floor(scaled + 0.5): 0.49999999999999994 + 0.5 == 1.0
-                return floor + (scaled - floor >= 0.5)      # the fraction scaled - floor is exact
+        # a value beyond float64 once scaled becomes +-inf, which saturates
+        with np.errstate(over="ignore"):
+            return self.round_scaled(np.asarray(x, dtype=np.float64) * (2.0 ** self.frac))
+
+    def round_scaled(self, scaled: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Values already in units of the LSB (float64) rounded to integers by the format's
+        rounding mode; ``out`` (float64, ``scaled`` itself allowed) saves an array."""
+        if self.rounding == "RND_CONV":
+            return np.rint(scaled, out=out)
+        floor = np.floor(scaled)
+        if self.rounding == "RND":      # not floor(scaled + 0.5): 0.49999999999999994 + 0.5 == 1.0
+            with np.errstate(invalid="ignore"):     # inf - inf is NaN (not >= 0.5): inf stays inf
+                floor += scaled - floor >= 0.5      # the fraction scaled - floor is exact
+        if out is None:
             return floor
+        out[...] = floor
+        return out
 
     def to_codes(self, x: np.ndarray) -> np.ndarray:
         """Quantize real values to integer codes (value = code * lsb) as the hardware would."""

@@ -59,7 +59,7 @@ def staged_directory(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield an empty temporary directory that becomes ``out`` when the block succeeds.
 
     The temporary directory is a sibling of ``out`` (same file system, so the final rename is
-    atomic). On any exception, and if a signal ends the process (:mod:`psqs.host.interrupts`),
+    atomic). On any exception, and if a signal ends the process (:mod:`psqs.common.interrupts`),
     it is deleted and ``out`` is left exactly as it was. An existing ``out`` is only replaced
     with ``force``, and only if psqs wrote it (:func:`check_replaceable`).
     """

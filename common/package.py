@@ -1,6 +1,6 @@
 """Overlay packages: what a board loads, and what the board emulator serves.
 
-A package is an artifact directory (see :mod:`psqs.host.artifact`) of kind ``psqs.overlay``::
+A package is an artifact directory (see :mod:`psqs.common.artifact`) of kind ``psqs.overlay``::
 
     <name>.bit          bitstream (for emulation builds: a valid .bit container marked as such)
     <name>.hwh          hardware handoff, read by pynq to find the IPs and their addresses
@@ -85,8 +85,11 @@ class OverlayPackage:
         return int(self.manifest["dma"]["max_transfer_bytes"])
 
     @property
-    def probe(self) -> IpInstance:
-        return self.ips[self.manifest["probe"]["name"]]
+    def probe(self) -> IpInstance | None:
+        """The stream probe, or None for an overlay built without one (an imported hls4ml build):
+        then nothing in the fabric counts cycles and the bench reports no fabric figures."""
+        probe = self.manifest["probe"]
+        return self.ips[probe["name"]] if probe else None
 
     @property
     def timing(self) -> dict:
