@@ -300,7 +300,6 @@ def _check_emulation(state: State) -> dict:
     return {"checked": True, "samples": int(expected.shape[0]), "exact": True}
 
 
-
 def board_fields(board, fclk_actual_mhz: float) -> dict:
     """The manifest's ``board``: what the board side checks and needs, readable without yaml."""
     return {"name": board.name, "part": board.part, "board_part": board.board_part,
@@ -310,6 +309,7 @@ def board_fields(board, fclk_actual_mhz: float) -> dict:
             "fclk": board.fclk, "fclk_mhz": board.fclk_mhz, "fclk_actual_mhz": fclk_actual_mhz,
             "ddr_base": board.ddr_base, "ddr_size": board.ddr_size, "hp_port": board.hp_port,
             "hp_data_width": board.hp_data_width, "gp_port": board.gp_port, "pl_slave_base": board.pl_slave_base}
+
 
 def step_package(state: State) -> None:
     model, board, design = state.model, state.board, state.design

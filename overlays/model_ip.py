@@ -238,6 +238,12 @@ def estimate_timing(model: ModelIp) -> dict:
                     "to the first output beat; II = max(input beats, output beats, reuse)"}
 
 
+def timing_basis(fclk_mhz: float) -> dict:
+    """What every manifest ``timing`` says besides its figures: the clock and what they mean."""
+    return {"fclk_mhz": fclk_mhz, "definition": "latency_cycles: first input beat -> first output beat "
+                                                "of a sample; ii_cycles: cycles between sample starts"}
+
+
 def hls_report_timing(latency: dict | None, interval: dict | None, out_beats: int, where: str, tool: str) -> dict:
     """The emulator's timing from an HLS report's worst-case latency and interval (``{min, max}``
     cycles): the report's latency runs to the last output write, the timing model's to the first
@@ -254,8 +260,7 @@ def hls_report_timing(latency: dict | None, interval: dict | None, out_beats: in
 
 def timing(model: ModelIp, fclk_mhz: float, hls_report: dict | None) -> dict:
     """The manifest's ``timing``: measured RTL cycles, else HLS report, else the estimate."""
-    base = {"fclk_mhz": fclk_mhz, "definition": "latency_cycles: first input beat -> first output beat "
-                                                "of a sample; ii_cycles: cycles between sample starts"}
+    base = timing_basis(fclk_mhz)
     if model.measured_timing is not None:
         return {"source": "rtl", **model.measured_timing, **base,
                 "note": f"measured on the RTL ({model.path / MANIFEST})"}

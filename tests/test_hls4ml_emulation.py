@@ -277,7 +277,8 @@ def test_what_is_not_emulated_is_refused_by_name():
     root = ET.parse(resizer).getroot()
     ctrl = next(r for r in _module(root, "resize_accel_0").iter("REGISTER") if r.get("NAME") == "CTRL")
     assert "AP_START" in [f.get("NAME") for f in ctrl.iter("FIELD")]
-    block = hwh.register_block(resizer, "resize_accel_0")
+    handoff = hwh.HandoffFile(resizer)
+    block = handoff.registers(handoff.module("resize_accel_0"))
     with pytest.raises(ValueError, match=r"resize_accel_0: register CTRL at 0x00 holds block-level control "
                                          r"\(AP_START, AP_DONE, AP_IDLE, AP_READY, AUTO_RESTART\)"):
         HlsRegisters("resize_accel_0", block)

@@ -100,7 +100,8 @@ def _agrees_with_pynq(h: hwh.Handoff, parse) -> None:
         regs = ip[h.model.name]
         assert (regs["type"], regs["phys_addr"], regs["addr_range"]) == \
             (h.model.vlnv, h.model.registers.base, h.model.registers.range)
-        assert {n: r["address_offset"] for n, r in regs["registers"].items()} == dict(h.model.registers.registers)
+        assert {n: r["address_offset"] for n, r in regs["registers"].items()} == \
+            {r.name: r.offset for r in h.model.registers.words}
     assert ip[h.ps_name]["type"].split(":")[2] == h.ps
     clock = parsed.clock_dict[h.model.pl_clock]
     assert clock["enable"] == 1

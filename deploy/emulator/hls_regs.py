@@ -3,7 +3,7 @@
 An hls4ml top may carry scalar arguments on an AXI-Lite bundle (the PYNQ-Z2 jet design has
 ``vector_rows`` at 0x10 of ``s_axi_AXILiteS``); a user's script can write and read them through
 pynq's ``MMIO`` or the IP's ``register_map``. The block is built from the handoff's IP-XACT
-description of it (:func:`psqs.overlays.from_hls4ml.hwh.register_block`) and answers as the
+description of it (:meth:`psqs.overlays.from_hls4ml.hwh.HandoffFile.registers`) and answers as the
 adapter HLS generates (``<top>_<bundle>_s_axi.v``) does:
 
 - a data register of an input argument ("Data signal of x") holds what was last written, masked

@@ -21,7 +21,6 @@ import hashlib
 import logging
 import shutil
 import struct
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,6 @@ from .timing import StreamTiming
 
 log = logging.getLogger(__name__)
 
-AXI_DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
 MODEL_KINDS = ("csim", "rtl")
 
 
@@ -66,38 +64,28 @@ def bin_image(bit: bytes) -> bytes:
     return np.frombuffer(bit, dtype=">u4", count=length // 4, offset=offset).astype("<u4").tobytes()
 
 
-def _hwh_modules(hwh: Path) -> dict[str, dict]:
-    """Every MODULE of a ``.hwh``: full name (no leading /) -> {vlnv, parameters (lower-case)}."""
+def _handoff(path: Path) -> user_hwh.HandoffFile:
     try:
-        root = ET.parse(hwh).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise PackageError(f"{hwh}: unreadable hardware handoff ({exc})") from None
-    modules = {}
-    for module in root.iter("MODULE"):
-        params = {p.get("NAME", "").lower(): p.get("VALUE", "") for p in module.iter("PARAMETER")}
-        modules[module.get("FULLNAME", "").lstrip("/")] = {"vlnv": module.get("VLNV", ""), "parameters": params}
-    return modules
+        return user_hwh.HandoffFile(path)
+    except user_hwh.HwhImportError as exc:
+        raise PackageError(str(exc)) from None
 
 
-def _dma_config(name: str, module: dict, where: str) -> DmaConfig:
-    p = module["parameters"]
+def _dma_config(handoff: user_hwh.HandoffFile, dma: IpInstance, where: str) -> DmaConfig:
+    """The DMA's configuration as its ``.hwh`` gives it, read by the importer's rules (simple mode,
+    both channels); a micro DMA, which the register model does not emulate, is refused here."""
+    module = handoff.module(dma.name)
+    if not dma.vlnv.startswith(user_hwh.DMA_VLNV_PREFIX) or module is None:
+        raise PackageError(f"{where}: DMA {dma.name} ({dma.vlnv}) is not an AXI DMA described in {handoff.path.name}")
     try:
-        if int(p.get("c_include_sg", "0")):
-            raise PackageError(f"{where}: DMA {name} is built with scatter-gather; only simple mode is emulated")
-        if int(p.get("c_micro_dma", "0")):
-            raise PackageError(f"{where}: DMA {name} is a micro DMA; only simple mode is emulated")
-        if not (int(p["c_include_mm2s"]) and int(p["c_include_s2mm"])):
-            raise PackageError(f"{where}: DMA {name} lacks its MM2S or S2MM channel")
-        return DmaConfig(
-            addr_width=int(p.get("c_addr_width", "32")), length_width=int(p["c_sg_length_width"]),
-            mm2s_mm_bytes=int(p["c_m_axi_mm2s_data_width"]) // 8, s2mm_mm_bytes=int(p["c_m_axi_s2mm_data_width"]) // 8,
-            mm2s_stream_bytes=int(p["c_m_axis_mm2s_tdata_width"]) // 8,
-            s2mm_stream_bytes=int(p["c_s_axis_s2mm_tdata_width"]) // 8,
-            mm2s_dre=bool(int(p.get("c_include_mm2s_dre", "0"))), s2mm_dre=bool(int(p.get("c_include_s2mm_dre", "0"))))
-    except KeyError as exc:
-        raise PackageError(f"{where}: DMA {name} has no parameter {exc.args[0].upper()}") from None
-    except ValueError as exc:
-        raise PackageError(f"{where}: DMA {name}: unreadable parameter ({exc})") from None
+        d = handoff.dma(module)
+    except user_hwh.HwhImportError as exc:
+        raise PackageError(f"{where}: {exc}") from None
+    if d.micro:
+        raise PackageError(f"{where}: DMA {dma.name} is a micro DMA; only simple mode is emulated")
+    return DmaConfig(addr_width=d.addr_width, length_width=d.length_width, mm2s_mm_bytes=d.mm2s_data_bits // 8,
+                     s2mm_mm_bytes=d.s2mm_data_bits // 8, mm2s_stream_bytes=d.mm2s_stream_bits // 8,
+                     s2mm_stream_bytes=d.s2mm_stream_bits // 8, mm2s_dre=d.mm2s_dre, s2mm_dre=d.s2mm_dre)
 
 
 def _target_part(manifest_board) -> str | None:
@@ -202,11 +190,9 @@ def load_package(path: Path, board: Board) -> ServedPackage:
         if start < end:
             raise PackageError(f"{where}: IPs {a} and {b} overlap")
 
-    modules = _hwh_modules(package.hwh)
+    handoff = _handoff(package.hwh)
     dma = package.dma
-    if not dma.vlnv.startswith(AXI_DMA_VLNV_PREFIX) or dma.name not in modules:
-        raise PackageError(f"{where}: DMA {dma.name} ({dma.vlnv}) is not an AXI DMA described in {package.hwh.name}")
-    dma_config = _dma_config(dma.name, modules[dma.name], str(package.hwh))
+    dma_config = _dma_config(handoff, dma, where)
     if (1 << dma_config.length_width) - 1 != package.max_transfer_bytes:
         raise PackageError(f"{where}: dma.max_transfer_bytes {package.max_transfer_bytes} disagrees with the "
                            f"DMA's {dma_config.length_width}-bit LENGTH register")
@@ -221,12 +207,13 @@ def load_package(path: Path, board: Board) -> ServedPackage:
         probe = package.probe
         if probe.vlnv != stream_probe_regs.VLNV:
             raise PackageError(f"{where}: probe {probe.name} is {probe.vlnv}, not {stream_probe_regs.VLNV}")
-        depth = _probe_depth(probe.name, modules.get(probe.name, {}).get("parameters", {}), contract, where)
+        module = handoff.module(probe.name)
+        depth = _probe_depth(probe.name, module.parameters if module else {}, contract, where)
     register_blocks = []
     for ip in package.ips.values():
         if ip.name in (dma.name, probe_name):
             continue
-        block = _register_block(package, ip, where)
+        block = _register_block(handoff, ip, where)
         if block is None:
             log.warning("%s: IP %s (%s) is not emulated; its addresses decode nowhere", package.name, ip.name, ip.vlnv)
         else:
@@ -248,17 +235,20 @@ def load_package(path: Path, board: Board) -> ServedPackage:
     return served
 
 
-def _register_block(package: OverlayPackage, ip: IpInstance, where: str) -> user_hwh.RegisterBlock | None:
+def _register_block(handoff: user_hwh.HandoffFile, ip: IpInstance, where: str) -> user_hwh.RegisterBlock | None:
     """The AXI-Lite registers of ``ip`` as the package's ``.hwh`` describes them (None: it
     describes none); its address must be the manifest's."""
+    module = handoff.module(ip.name)
+    if module is None:
+        raise PackageError(f"{where}: IP {ip.name}: {handoff.path}: no IP {ip.name} in the design")
     try:
-        block = user_hwh.register_block(package.hwh, ip.name)
+        block = handoff.registers(module)
     except user_hwh.HwhImportError as exc:
         raise PackageError(f"{where}: IP {ip.name}: {exc}") from None
     if block is None or not block.words:
         return None
     if (block.base, block.range) != (ip.base, ip.range):
-        raise PackageError(f"{where}: IP {ip.name} at 0x{ip.base:x} (+0x{ip.range:x}), but {package.hwh.name} "
+        raise PackageError(f"{where}: IP {ip.name} at 0x{ip.base:x} (+0x{ip.range:x}), but {handoff.path.name} "
                            f"maps its {block.interface} at 0x{block.base:x} (+0x{block.range:x})")
     return block
 

@@ -118,11 +118,6 @@ class RegisterBlock:
     #: address bits, so its registers repeat through the block's range (None: no such port listed)
     address_bits: int | None = None
 
-    @property
-    def registers(self) -> tuple[tuple[str, int], ...]:
-        """(name, byte offset) of each register, as pynq's ``ip_dict`` lists them."""
-        return tuple((r.name, r.offset) for r in self.words)
-
 
 @dataclass(frozen=True)
 class ModelIp:
@@ -205,7 +200,11 @@ def _number(text: str) -> int:
     return int(text, 16) if text.lower().startswith("0x") else int(text)
 
 
-class _Reader:
+class HandoffFile:
+    """One parsed ``.hwh``: its modules, its PS, and the stream nets between them. The importer reads
+    the whole accelerator through it (:func:`read`); the board emulator reads a package's DMA,
+    probe parameters and register blocks through it, so both apply the same rules."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
@@ -235,6 +234,10 @@ class _Reader:
 
     def fail(self, message: str) -> HwhImportError:
         return HwhImportError(f"{self.path}: {message}")
+
+    def module(self, name: str) -> _Module | None:
+        """The module whose full name (no leading /, as pynq's ``ip_dict`` spells it) is ``name``."""
+        return next((m for m in self.modules if m.name == name), None)
 
     # ----------------------------------------------------------------- system
 
@@ -331,9 +334,10 @@ class _Reader:
             hops.append(PassThrough(module.name, module.vlnv, module.tdata_bits(first, self.path),
                                     module.tdata_bits(second, self.path), content))
 
-    def registers(self, module: _Module, where: tuple[int, int, str] | None) -> RegisterBlock | None:
-        """The registers of ``module``'s AXI-Lite block at ``where`` (:meth:`address`), as its
-        ADDRESSBLOCK's IP-XACT REGISTERs describe them."""
+    def registers(self, module: _Module) -> RegisterBlock | None:
+        """``module``'s AXI-Lite block where the PS addresses it (:meth:`address`), its registers as
+        its ADDRESSBLOCK's IP-XACT REGISTERs describe them; None when the PS addresses none."""
+        where = self.address(module)
         if where is None:
             return None
         base, size, interface = where
@@ -362,8 +366,7 @@ class _Reader:
         return RegisterBlock(interface, base, size, tuple(words), bits)
 
     def model(self, module: _Module, entry: ET.Element, leave: ET.Element) -> ModelIp:
-        where = self.address(module)
-        registers = self.registers(module, where)
+        registers = self.registers(module)
         clocks = [p for p in module.ports.values() if p.get("SIGIS") == "clk" and p.get("DIR") == "I"]
         clock = next((p for p in clocks if p.find("CONNECTIONS/CONNECTION") is not None), None)
         if clock is None or not clock.get("CLKFREQUENCY", "").isdigit():
@@ -399,7 +402,7 @@ def read(path: Path, top: str | None = None) -> Handoff:
     """The accelerator in the handoff at ``path``: its DMA, the model IP on the DMA's streams (whose
     HLS top must be ``top`` when given, e.g. the hls4ml project's ``myproject_axi``) and the IPs
     between them. :class:`HwhImportError` names the file and what is missing."""
-    reader = _Reader(path)
+    reader = HandoffFile(path)
     dmas = [m for m in reader.modules if m.vlnv.startswith(DMA_VLNV_PREFIX)]
     if not dmas:
         raise reader.fail("no AXI DMA (xilinx.com:ip:axi_dma) in the design; psqs drives an accelerator "
@@ -416,16 +419,6 @@ def read(path: Path, top: str | None = None) -> Handoff:
     if not found:
         raise errors[0]
     return found[0]
-
-
-def register_block(path: Path, name: str) -> RegisterBlock | None:
-    """The AXI-Lite register block of the IP whose full name is ``name`` (no leading /) in the
-    handoff at ``path``, where the PS addresses it; None when it has none."""
-    reader = _Reader(path)
-    module = next((m for m in reader.modules if m.name == name), None)
-    if module is None:
-        raise reader.fail(f"no IP {name} in the design")
-    return reader.registers(module, reader.address(module))
 
 
 # --------------------------------------------------------------------------- the board

@@ -40,7 +40,8 @@ from psqs.hls.csim import LIBRARY_NAME, AxisLibrary
 
 from .. import bitfile
 from ..build import board_fields
-from ..model_ip import TEST_VECTORS, hls_report_timing
+from ..design import DmaSettings
+from ..model_ip import TEST_VECTORS, hls_report_timing, timing_basis
 from . import csim, hwh
 from .project import Hls4mlProject, read_project
 
@@ -67,15 +68,15 @@ class ImportConfig:
     force: bool = False
 
 
-def check_streams(project: Hls4mlProject, handoff: hwh.Handoff, contract: IOContract) -> None:
+def check_streams(project: Hls4mlProject, handoff: hwh.Handoff) -> None:
     """The model IP's own stream ports must be as wide as the project's elements: a project that
     is not the one this design was built from disagrees here. Stream IPs between the DMA and the
     model (width and subset converters, register slices...) are the design's own business: they
     go into the manifest as they are (:func:`streams`), the board runs them, and psqs's emulator
     carries the beats across the ones it models (it names any other when it is asked to serve)."""
     model = handoff.model
-    for side, layout, bits in (("input", contract.input, model.input_bits),
-                               ("output", contract.output, model.output_bits)):
+    for side, layout, bits in (("input", project.input, model.input_bits),
+                               ("output", project.output, model.output_bits)):
         if layout.bus_bits != bits:
             raise ImportMismatch(f"{project.axi_header} declares {side} elements of {layout.bus_bits} bits "
                                f"({layout.element_type()}), but {model.name} in {handoff.path} has "
@@ -142,17 +143,16 @@ def test_inputs(config: ImportConfig, project: Hls4mlProject) -> tuple[np.ndarra
     return X, (None if y is None else np.asarray(y, dtype=np.int64)), source
 
 
-def timing(project: Hls4mlProject, contract: IOContract, fclk_mhz: float) -> dict:
+def timing(project: Hls4mlProject, fclk_mhz: float) -> dict:
     """What the emulator replays: the csynth report's figures, else a stream-only estimate."""
-    base = {"fclk_mhz": fclk_mhz, "definition": "latency_cycles: first input beat -> first output beat "
-                                                "of a sample; ii_cycles: cycles between sample starts"}
+    base = timing_basis(fclk_mhz)
     report = project.csynth
     if report is not None:
         where = f"{project.directory / report['xml']}"
         return {**hls_report_timing(report["latency_cycles"], report["interval_cycles"],
-                                    contract.output.beats_per_sample, where,
+                                    project.output.beats_per_sample, where,
                                     f"Vivado/Vitis HLS {report.get('tool_version') or ''}"), **base}
-    beats_in, beats_out = contract.input.beats_per_sample, contract.output.beats_per_sample
+    beats_in, beats_out = project.input.beats_per_sample, project.output.beats_per_sample
     return {"source": "estimate", "latency_cycles": beats_in, "ii_cycles": beats_in + beats_out, **base,
             "note": f"estimate without a csynth report: the {project.top} top reads its {beats_in} input "
                     f"beats, then writes its {beats_out} output beats, one per cycle; the network's own "
@@ -179,7 +179,7 @@ def run(config: ImportConfig) -> Path:
     handoff = hwh.read(config.hwh, top=project.top)
     board = hwh.board_for(handoff, config.board)
     contract = project.contract
-    check_streams(project, handoff, contract)
+    check_streams(project, handoff)
     bitstream = check_bitstream(config.bit, handoff)
     X, y, source = test_inputs(config, project)
     name = config.name or f"{project.name}_{board.name}"
@@ -192,22 +192,22 @@ def run(config: ImportConfig) -> Path:
         log.info("building the C simulation of %s with g++", project.top)
         seconds = csim.build_csim(project, library)
         vectors = _test_vectors(staged, library, contract, X, y)
-        model_ips = {handoff.model.name: handoff.model.registers} if handoff.model.registers else {}
-        dma = handoff.dma
+        dma, model = handoff.dma, handoff.model
+        ips = {dma.name: {"vlnv": dma.vlnv, "base": dma.base, "range": dma.range}}
+        if model.registers:                  # its AXI-Lite block, where the PS addresses one
+            ips[model.name] = {"vlnv": model.vlnv, "base": model.registers.base, "range": model.registers.range}
         fields = {
             "name": name,
             "board": board_fields(board, fclk_mhz),
             "emulation": False,
             "io": contract.to_dict(),
-            "ips": {dma.name: {"vlnv": dma.vlnv, "base": dma.base, "range": dma.range},
-                    **{ip: {"vlnv": handoff.model.vlnv, "base": r.base, "range": r.range}
-                       for ip, r in model_ips.items()}},
-            "dma": {"name": dma.name, "max_transfer_bytes": (1 << dma.length_width) - 1,
-                    "length_width": dma.length_width, "mm2s_tdata_width": dma.mm2s_stream_bits,
-                    "s2mm_tdata_width": dma.s2mm_stream_bits, "mm_data_width": dma.mm2s_data_bits},
+            "ips": ips,
+            "dma": DmaSettings(dma.name, dma.length_width, (1 << dma.length_width) - 1, dma.mm2s_stream_bits,
+                               dma.s2mm_stream_bits, dma.mm2s_data_bits, dma.mm2s_burst,
+                               f"{dma.mm2s_burst} beats: as built in {Path(config.hwh).name}").to_dict(),
             "probe": None,
             "streams": streams(handoff),
-            "timing": timing(project, contract, fclk_mhz),
+            "timing": timing(project, fclk_mhz),
             "model": {"scaler": {"mean": [0.0] * project.input.values, "scale": [1.0] * project.input.values},
                       "classes": None, "note": "the features go to the IP as given: an hls4ml user's "
                                                "script scales them itself"},
@@ -219,8 +219,8 @@ def run(config: ImportConfig) -> Path:
             "emulation_model": {"kind": "csim", "library": f"{EMULATION_DIR}/{LIBRARY_NAME}",
                                 "note": f"g++ C simulation of the project's {project.top}, built in {seconds:.1f} s"},
             "bitstream": bitstream,
-            "design": {"model_cell": handoff.model.name, "model_vlnv": handoff.model.vlnv,
-                       "model_clock": handoff.model.clock_source, "test_vectors": vectors},
+            "design": {"model_cell": model.name, "model_vlnv": model.vlnv, "model_clock": model.clock_source,
+                       "test_vectors": vectors},
         }
         write_manifest(staged, KIND, FORMAT_VERSION, fields)
         OverlayPackage(staged)               # what every reader will do: verify it before it is renamed
