@@ -265,6 +265,8 @@ ROWS = [
     R("convert-clock-nan", f"convert {{model}} {OUT} --clock-period nan", 2, "--clock-period", "finite"),
     R("convert-clock-range", f"convert {{model}} {OUT} --clock-period 1000", 2, "clock_period=1000"),
     R("convert-bus-width", f"convert {{model}} {OUT} --bus-width 12", 2, "bus_bits=12"),
+    R("convert-interface-unknown", f"convert {{model}} {OUT} --interface hls4ml-double", 2, "--interface",
+      "hls4ml-double", "hls4ml-float"),
     R("convert-board-unknown", f"convert {{model}} {OUT} --board pynq-z9", 2, "pynq-z9", "known boards"),
     R("convert-board-and-part", f"convert {{model}} {OUT} --board pynq-z2 --part xc7z020clg400-1", 2,
       "--part", "not allowed with"),
