@@ -123,9 +123,9 @@ def terminate_descendants(wait: float = KILL_WAIT_S) -> list[int]:
     pids = descendants()
     _send(pids, signal.SIGTERM)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and any(_running(p) for p in pids):
+    while time.monotonic() < deadline and any(is_running(p) for p in pids):
         time.sleep(0.02)
-    _send([p for p in pids if _running(p)], signal.SIGKILL)
+    _send([p for p in pids if is_running(p)], signal.SIGKILL)
     return pids
 
 
@@ -209,7 +209,7 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def _running(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """Alive and not a zombie (a zombie has ended; only its exit status is left)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from psqs.deploy.deploy_cli import add_parser as add_deploy_parser
     from psqs.deploy.emulator.cli import add_parser as add_emulate_parser
+    from psqs.deploy.sweep.report import add_parser as add_report_parser
+    from psqs.deploy.sweep.cli import add_parser as add_sweep_parser
     from psqs.hls.rtl.cli import add_parser as add_rtl_parser
     from psqs.host.cli import add_bench_options, cmd_bench
     from psqs.overlays.cli import add_parser as add_build_parser
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_parser(sub)
     add_emulate_parser(sub)
     add_deploy_parser(sub)
+    add_report_parser(sub)
+    add_sweep_parser(sub)
 
     p = sub.add_parser("bench", help="latency, throughput and accuracy of an overlay package on a board "
                                      "(PYNQ_REMOTE_DEVICES for a remote or emulated one)")

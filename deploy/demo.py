@@ -54,42 +54,45 @@ def run(out: Path, force: bool = False, quiet: bool = False, board: str = DEFAUL
     return bench_on_emulator(package, out)
 
 
-def bench_on_emulator(package: Path, out: Path) -> int:
+def bench_on_emulator(package: Path, out: Path, extra_args=(), output=None) -> int:
     """Run the board-side benchmark of ``package`` on an emulation of the board it was built for,
     by the path that board's PYNQ image offers (its manifest's ``pynq_remote``; module docstring).
 
     The benchmark runs as its own process with pynq state of its own, as on the board (the
     emulated local device, found by pynq's device registry) or on a PC next to it (pynq decides
-    at import time that it talks to a remote device).
+    at import time that it talks to a remote device). ``extra_args`` go to ``psqs bench``;
+    ``output`` (a file) takes what the run prints, else it goes to this process's stdout.
     """
     from psqs.common.package import OverlayPackage
 
     command = ["-m", "psqs.host", "bench", str(package), "--json", str(out / "run_report.json"),
-               "--plots", str(out / "plots")]
+               "--plots", str(out / "plots"), *extra_args]
     board = OverlayPackage(package).board
     if board.get("pynq_remote", True):       # unrecorded (older packages): PYNQ.remote, as before
-        result = _bench_over_pynq_remote(package, out, board["name"], command)
+        result = _bench_over_pynq_remote(package, out, board["name"], command, output)
     else:
         from psqs.deploy.emulator.local_device import environment
 
-        print(f"emulator   {board['name']} as pynq's local device (python -m psqs.deploy.emulator.local_device)")
+        print(f"emulator   {board['name']} as pynq's local device (python -m psqs.deploy.emulator.local_device)",
+              file=output)
         result = subprocess.run([sys.executable, "-m", "psqs.deploy.emulator.local_device", *command],
-                                env=environment(board["name"], [package], out / "pynq_client"), check=False)
+                                env=environment(board["name"], [package], out / "pynq_client"), check=False,
+                                stdout=output, stderr=output)
     if result.returncode == 0:
         print(f"report     {out / 'run_report.json'}; plots in {out / 'plots'} (latency, throughput, "
-              "ROC curves, confusion matrix; fabric figures labelled with their source)")
+              "ROC curves, confusion matrix; fabric figures labelled with their source)", file=output)
     return result.returncode
 
 
-def _bench_over_pynq_remote(package: Path, out: Path, board: str, command: list[str]):
+def _bench_over_pynq_remote(package: Path, out: Path, board: str, command: list[str], output=None):
     """``command`` on this PC against a PYNQ.remote emulator of ``board`` serving ``package``."""
     from psqs.deploy.emulator import EmulatorConfig, EmulatorServer
     from psqs.deploy.emulator.client_env import client_env
 
     server = EmulatorServer.on_free_loopback(EmulatorConfig(board=board, overlays=[package]))
     try:
-        print(f"emulator   {board} on {server.address} (PYNQ_REMOTE_DEVICES={server.config.host})")
+        print(f"emulator   {board} on {server.address} (PYNQ_REMOTE_DEVICES={server.config.host})", file=output)
         return subprocess.run([sys.executable, *command], env=client_env(server.config.host, out / "pynq_client"),
-                              check=False)
+                              check=False, stdout=output, stderr=output)
     finally:
         server.stop()

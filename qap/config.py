@@ -32,6 +32,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     max_train: int | None = None
     seed: int = 0
+    randomized_labels: float = 0.0  # fraction of training/validation labels replaced at random (test set clean)
     test_vectors: int = 10000
     data: str | None = None         # None: $PSQS_DATA, else OpenML 42468
 
@@ -66,6 +67,8 @@ class TrainConfig:
             bad("max_train", "must be >= 5")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             bad("learning_rate", "must be a finite number > 0")
+        if not 0.0 <= self.randomized_labels < 1.0:
+            bad("randomized_labels", "must be a fraction in [0, 1)")
         if not 0 <= self.seed < 2**32:
             bad("seed", "must be in 0..2**32-1 (numpy and scikit-learn seeds)")
 

@@ -1,12 +1,15 @@
 """Quantization-aware training with pruning during training (QAP), round by round.
 
-A run is a list of training rounds over one model:
+A run is a pruning chain: a list of training rounds over one model, with a checkpoint after each
+sparsity step (:func:`chain`; ``psqs train`` keeps the last one, :func:`fit`):
 - ``none``: one round;
-- ``imp-ft`` / ``imp-lt``: a dense round, then one round per IMP target (:func:`pruning.imp_targets`),
-  after choosing a global magnitude mask; ``imp-lt`` rewinds survivors to their initial values;
-- ``gradual``: one round in which tfmot's polynomial-decay schedule raises each layer's sparsity
-  during the first half of the epochs;
-- with batch normalization, a final round on the BN-folded network (see :func:`_fold_batchnorm`).
+- ``imp-ft`` / ``imp-lt``: a dense round, then one round per IMP step (the paper's schedule,
+  :func:`pruning.imp_targets`), after choosing a global magnitude mask; ``imp-lt`` rewinds
+  survivors to their initial values;
+- ``gradual``: one round per step in which tfmot's polynomial-decay schedule raises each layer's
+  sparsity from the previous step to this one during the first half of the epochs;
+- with batch normalization, each checkpoint gets one more round on its BN-folded network (see
+  :func:`_fold_batchnorm`), on a copy: the chain goes on with BN.
 
 Each round trains with Adam, early stopping on validation loss (best weights restored) and the
 masks held by tfmot's pruning wrapper. The result is a plain QKeras model (wrappers stripped)
@@ -18,6 +21,7 @@ import dataclasses
 import logging
 import math
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -132,7 +136,9 @@ def _fit_round(model, config, train, val, name, target, progress_factory, wrappe
         progress.close()
     seconds = time.perf_counter() - t0
     val_loss = history.history["val_loss"]
-    best = int(np.argmin(val_loss[start_from_epoch:])) + start_from_epoch
+    # the best epoch once pruning has ended (a short run may end before it does: then the last one)
+    start = min(start_from_epoch, len(val_loss) - 1)
+    best = int(np.argmin(val_loss[start:])) + start
     result = RoundResult(name, target, len(val_loss), float(val_loss[best]),
                          float(history.history["val_accuracy"][best]), seconds)
     log.info("round %s: sparsity target %.3f, %d epochs, best val loss %.4f, val acc %.4f, %.1f s",
@@ -184,66 +190,137 @@ def _snap_to_grid(model, config: TrainConfig) -> None:
                                      f"{int((requantized != snapped).sum())} on-grid weight(s)")
 
 
-def fit(config: TrainConfig, input_format: FixedFormat, train, val, progress_factory=None) -> TrainResult:
-    """Run all rounds of ``config`` on standardized (train, val) = ((X, y), (X, y))."""
+def _plain_copy(model, config: TrainConfig, input_format: FixedFormat, masks: dict):
+    """An unwrapped copy of ``model`` (same layers, pruned weights zeroed) that shares nothing with it.
+
+    A checkpoint is finished (BN folded, weights snapped to their grid) on this copy, so the chain
+    it was taken from trains on exactly as if no checkpoint had been taken.
+    """
+    plain = model_lib.build(config, input_format)
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights(_dense(model, layer.name).get_weights())
+    for name, mask in masks.items():
+        kernel = plain.get_layer(name).kernel
+        kernel.assign(kernel.numpy() * mask)
+    return plain
+
+
+def _finish(model, config: TrainConfig, input_format: FixedFormat, masks: dict, train, val,
+            rounds: list[RoundResult], progress_factory, t_start: float) -> TrainResult:
+    """The deployable model of the network ``model`` is now: BN folded (one more round), grid-snapped."""
+    import tensorflow_model_optimization as tfmot
+
+    plain = _plain_copy(model, config, input_format, masks)
+    rounds = list(rounds)
+    if config.bn:
+        wrapped = config.pruning != "none"
+        folded = _fold_batchnorm(plain, config)
+        plain = model_lib.build(
+            deployed_config(config), input_format,
+            wrap_dense=(lambda l: tfmot.sparsity.keras.prune_low_magnitude(
+                l, pruning_schedule=pruning.fixed_mask_schedule())) if wrapped else None)
+        for name, (kernel, bias) in folded.items():
+            dense = _dense(plain, name)
+            dense.kernel.assign(kernel)
+            dense.bias.assign(bias)
+        if wrapped:
+            _set_masks(plain, masks)
+        rounds.append(_fit_round(plain, config, train, val, "bn-folded", config.sparsity,
+                                 progress_factory, wrapped))
+        if wrapped:
+            plain = tfmot.sparsity.keras.strip_pruning(plain)
+    _snap_to_grid(plain, deployed_config(config))
+    return TrainResult(plain, masks, rounds, time.perf_counter() - t_start)
+
+
+def chain(config: TrainConfig, input_format: FixedFormat, train, val, steps: list[float],
+          progress_factory=None, wanted=None) -> Iterator[tuple[float, TrainResult | None]]:
+    """Train one pruning chain and yield ``(sparsity, result)`` after each of its ``steps``.
+
+    ``steps`` are the cumulative sparsities of the pruning rounds, increasing (``[0.0]`` for
+    ``pruning="none"``): IMP prunes to each in turn after a dense round, ``gradual`` raises the
+    sparsity from the previous step to the next in one tfmot polynomial-decay round each. Each
+    result is the deployable model at that step (see :func:`_finish`), computed on a copy so the
+    chain goes on untouched; ``wanted(k)`` false skips finishing step ``k`` (``result`` None),
+    which saves the BN fine-tuning round of checkpoints nobody asked for.
+    """
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
 
+    _check_steps(config, steps)
     tf.keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     t_start = time.perf_counter()
     prune = tfmot.sparsity.keras.prune_low_magnitude
     steps_per_epoch = math.ceil(len(train[1]) / config.batch_size)
+    names = model_lib.dense_names(config)
+    wanted = wanted or (lambda k: True)
     rounds: list[RoundResult] = []
 
+    def finished(k, model, masks, target):
+        if not wanted(k):
+            return target, None
+        at = dataclasses.replace(config, sparsity=target) if config.pruning != "none" else config
+        return target, _finish(model, at, input_format, masks, train, val, rounds, progress_factory, t_start)
+
     if config.pruning == "gradual":
-        prune_epochs = max(1, config.epochs // 2)
-        frequency = max(1, steps_per_epoch // 4)
-        end_step = frequency * math.ceil(prune_epochs * steps_per_epoch / frequency)
-        schedule = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=config.sparsity, begin_step=0,
-            end_step=end_step, frequency=frequency)
-        model = model_lib.build(config, input_format, wrap_dense=lambda l: prune(l, pruning_schedule=schedule))
-        rounds.append(_fit_round(model, config, train, val, "gradual", config.sparsity,
-                                 progress_factory, True,
-                                 start_from_epoch=math.ceil(end_step / steps_per_epoch)))
+        model, previous = None, 0.0
+        for k, target in enumerate(steps):
+            prune_epochs = max(1, config.epochs // 2)
+            frequency = max(1, steps_per_epoch // 4)
+            end_step = frequency * math.ceil(prune_epochs * steps_per_epoch / frequency)
+            schedule = tfmot.sparsity.keras.PolynomialDecay(
+                initial_sparsity=previous, final_sparsity=target, begin_step=0,
+                end_step=end_step, frequency=frequency)
+            grown = model_lib.build(config, input_format, wrap_dense=lambda l: prune(l, pruning_schedule=schedule))
+            if model is not None:         # go on from the previous step's weights, under the new schedule
+                for layer in grown.layers:
+                    inner = getattr(layer, "layer", layer)
+                    if inner.weights:
+                        inner.set_weights(_dense(model, inner.name).get_weights())
+            model = grown
+            rounds.append(_fit_round(model, config, train, val, f"gradual{k}", target, progress_factory, True,
+                                     start_from_epoch=math.ceil(end_step / steps_per_epoch)))
+            yield finished(k, model, _masks_of(model), target)
+            previous = target
     elif config.pruning in ("imp-ft", "imp-lt"):
         model = model_lib.build(config, input_format,
                                 wrap_dense=lambda l: prune(l, pruning_schedule=pruning.fixed_mask_schedule()))
         initial = model.get_weights()
-        names = model_lib.dense_names(config)
         masks = {n: np.ones(_dense(model, n).kernel.shape, np.float32) for n in names}
-        targets = [0.0] + pruning.imp_targets(config.sparsity)
-        for k, target in enumerate(targets):
-            if target > 0:
-                masks = prune_step(model, names, masks, target,
-                                   rewind_to=initial if config.pruning == "imp-lt" else None)
-            rounds.append(_fit_round(model, config, train, val, f"imp{k}", target,
-                                     progress_factory, True))
+        rounds.append(_fit_round(model, config, train, val, "imp0", 0.0, progress_factory, True))
+        for k, target in enumerate(steps):
+            masks = prune_step(model, names, masks, target,
+                               rewind_to=initial if config.pruning == "imp-lt" else None)
+            rounds.append(_fit_round(model, config, train, val, f"imp{k + 1}", target, progress_factory, True))
+            yield finished(k, model, masks, target)
     else:
         model = model_lib.build(config, input_format)
         rounds.append(_fit_round(model, config, train, val, "dense", 0.0, progress_factory, False))
+        yield finished(0, model, {n: np.ones(model.get_layer(n).kernel.shape, np.float32) for n in names}, 0.0)
 
-    wrapped = config.pruning != "none"
-    masks = _masks_of(model) if wrapped else None
-    if config.bn:
-        folded = _fold_batchnorm(model, config)
-        model = model_lib.build(
-            deployed_config(config), input_format,
-            wrap_dense=(lambda l: prune(l, pruning_schedule=pruning.fixed_mask_schedule())) if wrapped else None)
-        for name, (kernel, bias) in folded.items():
-            dense = _dense(model, name)
-            dense.kernel.assign(kernel)
-            dense.bias.assign(bias)
-        if wrapped:
-            _set_masks(model, masks)
-        rounds.append(_fit_round(model, config, train, val, "bn-folded", config.sparsity,
-                                 progress_factory, wrapped))
-    if wrapped:
-        masks = _masks_of(model)
-        model = tfmot.sparsity.keras.strip_pruning(model)
+
+def _check_steps(config: TrainConfig, steps: list[float]) -> None:
+    if config.pruning == "none":
+        if list(steps) != [0.0]:
+            raise ValueError(f"a dense chain has the one step [0.0], not {steps}")
+        return
+    if not steps or any(not 0 < s < 1 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"pruning steps must increase within (0, 1): {steps}")
+
+
+def fit(config: TrainConfig, input_format: FixedFormat, train, val, progress_factory=None) -> TrainResult:
+    """Run all rounds of ``config`` on standardized (train, val) = ((X, y), (X, y)).
+
+    IMP goes through the paper's schedule up to ``config.sparsity`` (:func:`pruning.imp_targets`);
+    ``gradual`` is one round from 0 to ``config.sparsity``; only the last step is finished.
+    """
+    if config.pruning in ("imp-ft", "imp-lt"):
+        steps = pruning.imp_targets(config.sparsity)
     else:
-        masks = {n: np.ones(model.get_layer(n).kernel.shape, np.float32)
-                 for n in model_lib.dense_names(config)}
-    _snap_to_grid(model, deployed_config(config))
-    return TrainResult(model, masks, rounds, time.perf_counter() - t_start)
+        steps = [config.sparsity]
+    last = len(steps) - 1
+    for _, result in chain(config, input_format, train, val, steps, progress_factory, wanted=lambda k: k == last):
+        pass
+    return result

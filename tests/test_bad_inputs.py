@@ -104,6 +104,17 @@ def data_variant(kind: str) -> Callable[[Path, Artifacts], None]:
     return make
 
 
+def sweep_spec(text: str) -> Callable[[Path, Artifacts], None]:
+    """A sweep spec ``{tmp}/s.yaml`` (its data: the session's jets), plus someone's thesis beside it."""
+    def make(tmp: Path, art: Artifacts) -> None:
+        (tmp / "s.yaml").write_text(f"data: {art.data}\n" + text)
+        thesis(tmp, art)
+    return make
+
+
+SPEC = "bits: [6]\nmethods: [qat]\nwidths: [8]\ntraining: {epochs: 1, max_train: 500}\n"
+
+
 def csv_without_class(tmp: Path, art: Artifacts) -> None:
     (tmp / "jets.csv").write_text(",".join(FEATURES) + "\n" + ",".join(["1.0"] * len(FEATURES)) + "\n")
 
@@ -358,6 +369,34 @@ ROWS = [
       setup=foreign_demo_model, env={"PSQS_DATA": "{data}"}),
     R("demo-unknown-board", "demo --board nope --out {tmp}/demo", 2, "nope.yaml", "unknown board"),
     R("demo-unknown-option", "demo --fast", 2, "unrecognized arguments", "--fast"),
+    # ---- sweep (refused before any cluster starts or anything trains)
+    R("sweep-spec-missing", "sweep {tmp}/nope.yaml --out {tmp}/s", 2, "nope.yaml", "cannot read the sweep spec"),
+    R("sweep-spec-bad-method", "sweep {tmp}/s.yaml --out {tmp}/s", 2, "s.yaml", "methods[0]", "qap-imp",
+      setup=sweep_spec("bits: [6]\nmethods: [qap-imp]\n")),
+    R("sweep-spec-bad-yaml", "sweep {tmp}/s.yaml --out {tmp}/s", 2, "s.yaml", "not valid YAML",
+      setup=sweep_spec("bits: [6\n")),
+    R("sweep-spec-unknown-training", "sweep {tmp}/s.yaml --out {tmp}/s", 2, "training", "epochz",
+      setup=sweep_spec("bits: [6]\nmethods: [qat]\ntraining: {epochz: 3}\n")),
+    R("sweep-out-foreign", "sweep {tmp}/s.yaml --out {tmp}/thesis", 2, "--out", "thesis", "not a sweep directory",
+      setup=sweep_spec(SPEC)),
+    R("sweep-scheduler-bad", "sweep {tmp}/s.yaml --out {tmp}/s --scheduler nonsense::", 2, "--scheduler",
+      setup=sweep_spec(SPEC)),
+    R("sweep-scheduler-silent", "sweep {tmp}/s.yaml --out {tmp}/s --scheduler tcp://127.0.0.1:9", 2,
+      "--scheduler", "no Dask scheduler answered", setup=sweep_spec(SPEC), outputs=("s",)),
+    R("sweep-licences-bad", "sweep {tmp}/s.yaml --out {tmp}/s --licences vivado", 2, "--licences", "NAME=COUNT",
+      setup=sweep_spec(SPEC)),
+    R("sweep-walltime-local", "sweep {tmp}/s.yaml --out {tmp}/s --walltime 01:00:00", 2, "--walltime",
+      setup=sweep_spec(SPEC)),
+    R("sweep-cluster-bad-walltime", "sweep {tmp}/s.yaml --out {tmp}/s --cluster slurm --walltime 3h", 2,
+      "--walltime 3h", "HH:MM:SS", setup=sweep_spec(SPEC)),
+    R("sweep-data-missing", "sweep {tmp}/s.yaml --out {tmp}/s", 2, "nope.npz", "cannot read the data file",
+      setup=lambda tmp, art: (tmp / "s.yaml").write_text(f"data: {tmp}/nope.npz\n" + SPEC)),
+    R("sweep-status-not-a-sweep", "sweep status {tmp}/thesis", 2, "thesis", "not a sweep directory", setup=thesis),
+    R("sweep-status-no-dir", "sweep status", 2, "psqs sweep status", "expects DIR"),
+    R("sweep-unit-not-a-sweep", "sweep unit {tmp}/thesis abc", 2, "thesis", "not a sweep directory", setup=thesis),
+    # ---- report
+    R("report-not-a-sweep", "report {tmp}/thesis", 2, "thesis", "not a sweep directory", setup=thesis),
+    R("report-missing", "report {tmp}/nope", 2, "nope", "no such directory"),
     R("no-subcommand", "", 2, "command"),
 ]
 
