@@ -4,7 +4,9 @@ buffers, the sandboxed file system and package recognition."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,8 +52,8 @@ class Rig:
     clock alone decides."""
 
     def __init__(self, library_path, tmp_path, capacity=16, rtl=False):
-        private = tmp_path / f"lib{id(self)}" / library_path.name
-        private.parent.mkdir()
+        # a directory of its own (an id() may be reused once an earlier rig is collected)
+        private = Path(tempfile.mkdtemp(prefix="lib", dir=tmp_path)) / library_path.name
         shutil.copy2(library_path, private)   # the library's streams are per loaded path
         self.wall = [0.0]
         self.cycles = CycleClock(100.0, wall=lambda: self.wall[0])

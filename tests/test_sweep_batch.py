@@ -285,6 +285,15 @@ def test_local_workers_see_the_tensorflow_thread_env(local):
     assert description.startswith(f"local cluster: {sizing.describe()}")
 
 
+def test_local_workers_do_not_run_dask_s_profiler(local):
+    """WORKER_CONFIG reaches the worker processes (through the nanny's configuration, where the
+    environment would come too late): no profile callbacks are scheduled in them."""
+    client, _ = local
+    callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+    assert all("memory_monitor" in cbs and "profile" not in cbs and "profile-cycle" not in cbs
+               for cbs in callbacks.values())
+
+
 def test_local_dashboard_link_is_printed_and_serves(local):
     client, description = local
     link = re.search(r"dashboard (http://\S+)$", description).group(1)

@@ -248,8 +248,11 @@ def test_a_killed_worker_loses_only_its_unit(tmp_path, data):
             for marker in (sweep / "state").glob("*.running") if (sweep / "state").is_dir() else ():
                 try:
                     pid = json.loads(marker.read_text())["pid"]
+                    logged = SweepDir(sweep).log_file(marker.name.split(".")[0]).read_text()
                 except (json.JSONDecodeError, FileNotFoundError):
                     continue
+                if f"pid {pid}" not in logged:
+                    continue                  # kill it once its first run is on record, not before
                 os.kill(pid, signal.SIGKILL)
                 killed = (marker.name.split(".")[0], pid)
                 break

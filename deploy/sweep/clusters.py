@@ -35,6 +35,12 @@ JOBQUEUE_KINDS = ("slurm", "pbs", "htcondor")
 #: Verilator builds beside it. 1.5 GiB keeps a machine full of workers out of swap.
 TF_WORKER_MEMORY = 1.5 * 2**30
 
+#: Dask configuration of psqs's workers. The worker's profiler samples the task thread's Python
+#: stack every 10 ms under the GIL; psqs's units are long Python-heavy tasks (TensorFlow tracing,
+#: hls4ml), which it slowed by 5-10 % here (the smoke units 76-78 s without it vs 82-86 s with it,
+#: one worker), and its only use is the dashboard's profile page.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+
 #: Seconds to wait for a scheduler to answer (``--scheduler``), for the batch system to take the
 #: jobs of a jobqueue cluster (not to run them), and for a client or cluster to close.
 CONNECT_TIMEOUT = 10.0
@@ -228,10 +234,13 @@ def this_machine() -> tuple[int, int]:
 def worker_env(tf_threads: int) -> dict:
     """The environment of a worker: TensorFlow reads ``TF_NUM_*`` when it creates its thread
     pools; ``PSQS_TF_THREADS`` is what a unit passes to ``tf.config.threading``; OpenMP code that
-    a unit runs (compiled simulations) reads ``OMP_NUM_THREADS``. Inter-op 1: one model at a time."""
+    a unit runs (compiled simulations) reads ``OMP_NUM_THREADS``. Inter-op 1: one model at a time.
+    Dask's statistical profiler is off (:data:`WORKER_CONFIG`, as the environment a batch job's
+    worker reads its Dask configuration from)."""
     t = str(tf_threads)
     return {"PSQS_TF_THREADS": t, "TF_NUM_INTRAOP_THREADS": t, "TF_NUM_INTEROP_THREADS": "1",
-            "OMP_NUM_THREADS": t}
+            "OMP_NUM_THREADS": t,
+            **{"DASK_" + k.upper().replace(".", "__").replace("-", "_"): str(v) for k, v in WORKER_CONFIG.items()}}
 
 
 # -- clusters ----------------------------------------------------------------------------------
@@ -347,11 +356,14 @@ def _local_cluster(options: ClusterOptions, sizing: Sizing):
     """One process per worker (the GIL; TensorFlow's own pools), one task at a time each. The
     Nanny sets ``env`` in its worker process before the worker starts, so every task and every
     program a task runs sees it."""
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=sizing.workers, threads_per_worker=1, processes=True,
-                        env=worker_env(sizing.tf_threads),
-                        silence_logs=logging.ERROR, scheduler_kwargs=_dashboard(options))
+    # a worker process takes its Dask configuration from its nanny's, not from ``env`` (too late)
+    with dask.config.set(WORKER_CONFIG):
+        return LocalCluster(n_workers=sizing.workers, threads_per_worker=1, processes=True,
+                            env=worker_env(sizing.tf_threads),
+                            silence_logs=logging.ERROR, scheduler_kwargs=_dashboard(options))
 
 
 def _dashboard(options: ClusterOptions) -> dict:
